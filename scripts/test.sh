@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included (the README's test command; .ci/run calls it).
+#   bash scripts/test.sh          unit layer, static checks, then the Docker layer
+#   bash scripts/test.sh unit     unit layer only (seconds, no Docker)
+#   bash scripts/test.sh docker   Docker layer only (minutes; installs and starts Docker)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+layer="${1:-all}"
+bash scripts/venv.sh
+py=.venv/bin/python
+
+run_unit() { "$py" -m pytest tests/unit -q -p no:cacheprovider; }
+run_docker() {
+  bash scripts/testbed.sh
+  "$py" -m pytest tests/docker -q -p no:cacheprovider -rs
+}
+
+case "$layer" in
+  unit) run_unit ;;
+  docker) run_docker ;;
+  all) run_unit; run_docker ;;
+  *) echo "usage: $0 [unit|docker|all]" >&2; exit 2 ;;
+esac

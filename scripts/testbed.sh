@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Idempotent test bed: a running Docker engine with BuildKit (buildx), single-node Swarm,
+# and local stand-ins for the official base images (registries are unreachable here).
+# Safe to re-run: every step checks before it acts; images are cached by recipe hash.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RECIPES="$ROOT/tests/testbed/images"
+STATE_DIR="${TESTBED_STATE_DIR:-/var/tmp/djangostack-testbed}"
+mkdir -p "$STATE_DIR"
+
+log() { printf '[testbed] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The Debian mirror comes from the machine's own apt sources, never hard-coded.
+debian_mirror() {
+  local uri
+  uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+  fi
+  [ -n "$uri" ] || { log "no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"; exit 1; }
+  printf '%s' "$uri"
+}
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_packages() {
+  # docker.io: the engine; debootstrap: base images; wrk: load tests; docker-registry: push/pull tests.
+  apt_install docker.io debootstrap ca-certificates wrk docker-registry iproute2 curl
+}
+
+install_buildx() {
+  local plugin="$HOME/.docker/cli-plugins/docker-buildx"
+  if docker buildx version >/dev/null 2>&1; then return 0; fi
+  log "installing docker-buildx from Debian trixie"
+  local tmp mirror
+  tmp=$(mktemp -d)
+  mirror=$(debian_mirror)
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+  cat >"$tmp/trixie.sources" <<SRC
+Types: deb
+URIs: $mirror
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-trixie-stable.gpg /usr/share/keyrings/debian-archive-trixie-automatic.gpg
+SRC
+  local opts=(-o "Dir::Etc::sourcelist=-" -o "Dir::Etc::sourceparts=$tmp" -o "Dir::State::Lists=$tmp/lists"
+    -o "Dir::Cache::Archives=$tmp/cache/archives" -o "Dir::State::status=/var/lib/dpkg/status")
+  # A private sources dir holding only the trixie list (sourceparts reads *.sources files there).
+  apt-get "${opts[@]}" update -qq >/dev/null
+  (cd "$tmp" && apt-get "${opts[@]}" download docker-buildx >/dev/null)
+  dpkg -x "$tmp"/docker-buildx_*.deb "$tmp/x"
+  mkdir -p "$(dirname "$plugin")"
+  cp "$tmp/x/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+  chmod +x "$plugin"
+  rm -rf "$tmp"
+  docker buildx version >/dev/null
+}
+
+start_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  # no-new-privileges daemon-wide: Swarm services have no per-service switch (CIS 5.26 accepts it).
+  if [ ! -f /etc/docker/daemon.json ]; then
+    as_root mkdir -p /etc/docker
+    echo '{"no-new-privileges": true, "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}' |
+      as_root tee /etc/docker/daemon.json >/dev/null
+  fi
+  log "starting dockerd"
+  as_root setsid dockerd >/tmp/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  log "dockerd did not start; see /tmp/dockerd.log"
+  tail -n 20 /tmp/dockerd.log >&2 || true
+  exit 1
+}
+
+init_swarm() {
+  local state
+  state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+  [ "$state" = active ] && return 0
+  log "initialising single-node swarm"
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+}
+
+recipe_hash() {  # hash of every file of a recipe folder plus extra strings
+  local dir="$1"; shift
+  { (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum); printf '%s\n' "$@"; } | sha256sum | cut -c1-16
+}
+
+image_has_hash() { [ "$(docker image inspect -f '{{index .Config.Labels "testbed.recipe"}}' "$1" 2>/dev/null || true)" = "$2" ]; }
+
+build_debian_base() {
+  local mirror hash tag=djangostack-testbed/debian:bookworm
+  mirror=$(debian_mirror)
+  hash=$(printf 'minbase bookworm %s v1' "$mirror" | sha256sum | cut -c1-16)
+  if image_has_hash "$tag" "$hash"; then echo "$hash"; return 0; fi
+  log "debootstrapping bookworm minbase (about 2 minutes)"
+  local dir="$STATE_DIR/rootfs"
+  as_root rm -rf "$dir"
+  as_root debootstrap --variant=minbase --include=ca-certificates bookworm "$dir" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 ||
+    { tail -n 30 "$STATE_DIR/debootstrap.log" >&2; exit 1; }
+  as_root rm -rf "$dir/var/cache/apt/archives"/*.deb "$dir/var/lib/apt/lists"/*
+  as_root tar -C "$dir" -c . | docker import -c "LABEL testbed.recipe=$hash" -c 'CMD ["bash"]' - "$tag" >/dev/null
+  as_root rm -rf "$dir"
+  echo "$hash"
+}
+
+build_standin() {  # name, base hash
+  local name="$1" base_hash="$2" tag="djangostack-testbed/$1:latest" hash
+  hash=$(recipe_hash "$RECIPES/$name" "$base_hash")
+  if image_has_hash "$tag" "$hash"; then return 0; fi
+  log "building stand-in image $tag"
+  docker buildx build --load -q --label "testbed.recipe=$hash" -t "$tag" \
+    --build-arg BASE=djangostack-testbed/debian:bookworm "$RECIPES/$name" >/dev/null
+}
+
+main() {
+  install_packages
+  start_docker
+  install_buildx
+  init_swarm
+  local base_hash
+  base_hash=$(build_debian_base)
+  for name in python postgres redis nginx; do build_standin "$name" "$base_hash"; done
+  log "ready: $(docker version -f 'engine {{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}')"
+}
+
+main "$@"

@@ -1,0 +1,33 @@
+#!/bin/bash
+set -euo pipefail
+# VAR or VAR_FILE (Docker secrets), like the official image.
+file_env() {
+  local var="$1" def="${2:-}" file_var="${1}_FILE"
+  if [ -n "${!file_var:-}" ]; then export "$var"="$(< "${!file_var}")"; elif [ -z "${!var:-}" ]; then export "$var"="$def"; fi
+  unset "$file_var"
+}
+if [ "${1:-}" != postgres ]; then exec "$@"; fi
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" && chown -R postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
+  exec setpriv --reuid=999 --regid=999 --init-groups "$0" "$@"
+fi
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER postgres
+file_env POSTGRES_DB "$POSTGRES_USER"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -z "$POSTGRES_PASSWORD" ]; then
+    echo "error: database is uninitialized and POSTGRES_PASSWORD is not specified" >&2; exit 1
+  fi
+  mkdir -p "$PGDATA"; chmod 700 "$PGDATA"
+  initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  if [ "$POSTGRES_DB" != postgres ]; then
+    psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres -q -c "CREATE DATABASE \"$POSTGRES_DB\""
+  fi
+  pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  echo "PostgreSQL init process complete; ready for start up."
+fi
+unset POSTGRES_PASSWORD
+exec "$@"
