@@ -35,8 +35,9 @@ apt_install() {
 }
 
 install_packages() {
-  # docker.io: the engine; debootstrap: base images; wrk: load tests; docker-registry: push/pull tests.
-  apt_install docker.io debootstrap ca-certificates wrk docker-registry iproute2 curl
+  apt_install docker.io ca-certificates curl
+  # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest).
+  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2
 }
 
 install_buildx() {
@@ -127,10 +128,12 @@ build_standin() {  # name, base hash
 }
 
 main() {
-  install_packages
+  install_packages "${1:-}"
   start_docker
   install_buildx
   init_swarm
+  # `engine`: what a deploy host needs (engine, BuildKit, swarm); no test stand-ins.
+  [ "${1:-}" = engine ] && return 0
   local base_hash
   base_hash=$(build_debian_base)
   for name in python postgres redis nginx; do build_standin "$name" "$base_hash"; done
