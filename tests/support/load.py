@@ -1,0 +1,103 @@
+"""A bounded HTTP load loop for rollout tests and benchmarks (loopback targets only).
+
+Each worker thread sends requests back to back until `stop` is set or `max_seconds` pass,
+recording status and latency. A request that raises or answers 5xx counts as a failure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+import urllib3
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    bodies: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms) + len(self.failures)
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+    def summary(self) -> str:
+        rps = self.requests / self.seconds if self.seconds else 0.0
+        mean = statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan")
+        return (
+            f"requests={self.requests} failures={len(self.failures)} rps={rps:.1f} "
+            f"p50={self.percentile(50):.1f}ms p99={self.percentile(99):.1f}ms "
+            f"mean={mean:.1f}ms"
+        )
+
+
+class LoadLoop:
+    """Runs `workers` threads against `url` in the background; start(), then stop()."""
+
+    def __init__(
+        self,
+        url: str,
+        workers: int = 4,
+        max_seconds: float = 300,
+        timeout: float = 10,
+        verify: bool | str = False,
+        track_body: bool = False,
+    ) -> None:
+        self.url, self.workers, self.max_seconds = url, workers, max_seconds
+        self.timeout, self.verify, self.track_body = timeout, verify, track_body
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.result = LoadResult()
+
+    def _work(self) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            began = time.perf_counter()
+            try:
+                response = session.get(self.url, timeout=self.timeout, verify=self.verify)
+                elapsed = (time.perf_counter() - began) * 1000
+                with self._lock:
+                    self.result.statuses[response.status_code] = (
+                        self.result.statuses.get(response.status_code, 0) + 1
+                    )
+                    if response.status_code >= 500:
+                        self.result.failures.append(f"HTTP {response.status_code}")
+                    else:
+                        self.result.latencies_ms.append(elapsed)
+                        if self.track_body:
+                            body = response.text.strip()
+                            self.result.bodies[body] = self.result.bodies.get(body, 0) + 1
+            except requests.RequestException as exc:
+                with self._lock:
+                    self.result.failures.append(type(exc).__name__)
+
+    def start(self) -> LoadLoop:
+        self._began = time.monotonic()
+        for _ in range(self.workers):
+            thread = threading.Thread(target=self._work, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> LoadResult:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+        self.result.seconds = time.monotonic() - self._began
+        return self.result
