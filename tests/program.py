@@ -25,6 +25,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
+import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource
@@ -165,6 +166,15 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
+def stack_file_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """Plain (not `secure:`) values of Pulumi.<stack>.yaml, by full key."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return {}
+    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return {k: v for k, v in values.items() if not (isinstance(v, dict) and "secure" in v)}
+
+
 def _config_map(config: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[dict, list]:
     """Full `project:key` names and string values, the way the CLI hands config to a program."""
 
@@ -230,9 +240,11 @@ def run_program(
     timeout: float = 60,
     program: Path = PROGRAM,
 ) -> ProgramResult:
-    """Run the program as project `djangostack`, stack `stack`, with `config` (keys with or
-    without the `djangostack:` prefix; values as the CLI passes them, bools/ints converted).
+    """Run the program as project `djangostack`, stack `stack`, like `pulumi up`/`preview`:
+    the plain values of Pulumi.<stack>.yaml (if any) overlaid with `config` (keys with or
+    without the `djangostack:` prefix; bools and ints are converted to the CLI's strings).
     Raises `ProgramFailed` if the program raised and `TimeoutError` if it did not finish."""
+    config = {**stack_file_config(stack, program.parent), **config}
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(

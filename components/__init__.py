@@ -1,0 +1,1 @@
+"""Components of the djangostack Pulumi program (see docs/design.md)."""

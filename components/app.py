@@ -1,0 +1,138 @@
+"""The Django application's long-running services: web (gunicorn / runserver) and Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import pulumi
+
+from components import renderers
+from components.config import StackConfig
+from components.spec import TMP, HealthCheck, Limits, Mount, NetworkAttachment, Port, ServiceSpec
+
+USER = "10001:10001"  # the image's django user (docs/design.md)
+PORT = 8000
+HOST = "web"  # alias on the edge network; nginx proxies to it
+GRACEFUL_TIMEOUT = 30  # gunicorn drains requests this long on SIGTERM
+WEB_HEALTH = HealthCheck(
+    test=(
+        "CMD",
+        "python",
+        "-c",
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=4)",
+    ),
+    interval="10s",
+    timeout="5s",
+    retries=3,
+    start_period="30s",
+)
+# Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part).
+CELERY_HEALTH = HealthCheck(
+    test=("CMD-SHELL", "celery -A config inspect ping --destination celery@$HOSTNAME --timeout 5"),
+    interval="30s",
+    timeout="15s",
+    retries=3,
+    start_period="30s",
+)
+
+
+@dataclass(frozen=True)
+class AppEnv:
+    """Environment shared by web, Celery and the migration job (docs/design.md)."""
+
+    env: Mapping[str, pulumi.Input[str]]
+    secret_env: Mapping[str, pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
+class AppArgs:
+    cfg: StackConfig
+    image_ref: pulumi.Input[str]
+    app_env: AppEnv
+    networks: Sequence[NetworkAttachment]
+    depends_on: Sequence[pulumi.Resource]  # the migration step
+
+
+def render(
+    name: str, cfg: StackConfig, spec: ServiceSpec, opts: pulumi.ResourceOptions
+) -> list[str]:
+    """Render `spec` with the engine the stack uses; return the Docker names created.
+    Swarm: one service with native replicas. Containers: one container per replica."""
+    if cfg.orchestrator == "swarm":
+        renderers.render_service(name, spec, opts)
+        return [spec.name]
+    if spec.replicas == 1:
+        renderers.render_container(name, spec, opts)
+        return [spec.name]
+    names = []
+    for index in range(1, spec.replicas + 1):
+        replica = replace(spec, name=f"{spec.name}-{index}", replicas=1)
+        renderers.render_container(f"{name}-{index}", replica, opts)
+        names.append(replica.name)
+    return names
+
+
+class Web(pulumi.ComponentResource):
+    """prod: gunicorn (image CMD), `webReplicas` replicas, reachable only through nginx.
+    dev: runserver from the development image with ./app bind-mounted read-only, published
+    on 127.0.0.1:devPort only."""
+
+    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Web", name, None, opts)
+        cfg = args.cfg
+        dev = not cfg.is_prod
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-web",
+            role="web",
+            image=args.image_ref,
+            user=USER,
+            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
+            health=WEB_HEALTH,
+            env=args.app_env.env,
+            secret_env=args.app_env.secret_env,
+            tmpfs=(TMP,),
+            mounts=(Mount("/app", str(cfg.app_dir), type="bind", read_only=True),) if dev else (),
+            networks=tuple(args.networks),
+            ports=(Port(PORT, cfg.dev_port, "127.0.0.1"),) if dev else (),
+            stop_grace_seconds=GRACEFUL_TIMEOUT + 15,  # above gunicorn's graceful timeout
+            replicas=1 if dev else cfg.web_replicas,
+        )
+        opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        self.names = render(name, cfg, spec, opts_child)
+        self.register_outputs({"names": self.names})
+
+
+class Celery(pulumi.ComponentResource):
+    """The Celery worker: backend network only; SIGTERM starts a warm shutdown (current tasks
+    finish), so its stop grace period is generous."""
+
+    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Celery", name, None, opts)
+        cfg = args.cfg
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-celery",
+            role="celery",
+            image=args.image_ref,
+            user=USER,
+            limits=Limits(memory_mb=cfg.memory_mb["celery"], cpus=1.0, pids=256),
+            health=CELERY_HEALTH,
+            command=(
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(cfg.celery_concurrency),
+            ),
+            env=args.app_env.env,
+            secret_env=args.app_env.secret_env,
+            tmpfs=(TMP,),
+            networks=tuple(args.networks),
+            stop_grace_seconds=120,
+        )
+        opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        self.names = render(name, cfg, spec, opts_child)
+        self.register_outputs({"names": self.names})

@@ -1,0 +1,416 @@
+"""Typed, validated stack configuration.
+
+`load_config()` reads every `djangostack:*` key once, checks all of them and raises a single
+`ConfigError` naming each bad key and the command that fixes it, before any resource exists.
+The schema (type, default, description, secret flag) lives in `Pulumi.yaml`; this module
+knows the key names, how to validate them, and an example value for each fix hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import config as runtime_config
+
+PROJECT = "djangostack"
+ROOT = Path(__file__).resolve().parents[1]  # the directory of Pulumi.yaml
+
+# Every key this program reads, with an example value for the "Fix:" hint.
+KEYS: dict[str, str] = {
+    "profile": "prod",
+    "orchestrator": "swarm",
+    "namePrefix": "shop-prod",
+    "appDir": "app",
+    "dockerfile": "docker/Dockerfile",
+    "baseImage": "python:3.12-slim",
+    "imageName": "djangostack/web",
+    "imageTag": "1.4.2",
+    "registry": "registry.example.com:5000",
+    "registryUsername": "deploy",
+    "registryPassword": "<password>",
+    "buildOnPreview": "false",
+    "pipConfigFile": "/etc/pip.conf",
+    "caBundleFile": "/etc/ssl/certs/ca-certificates.crt",
+    "cacheRef": "registry.example.com:5000/djangostack/web:buildcache",
+    "domain": "shop.example.com",
+    "httpPort": "80",
+    "httpsPort": "443",
+    "publicBindAddress": "0.0.0.0",  # noqa: S104 - an example value
+    "devPort": "8000",
+    "webReplicas": "2",
+    "webWorkers": "3",
+    "celeryConcurrency": "2",
+    "postgresImage": "postgres:16-bookworm",
+    "redisImage": "redis:7.4-bookworm",
+    "nginxImage": "nginxinc/nginx-unprivileged:1.27-bookworm",
+    "postgresDb": "app",
+    "postgresUser": "app",
+    "postgresPassword": "<password>",
+    "djangoSecretKey": "<50+ random characters>",
+    "tlsCertFile": "certs/site.crt",
+    "tlsKeyFile": "certs/site.key",
+    "tlsSelfSigned": "true",
+    "backupRetention": "7",
+    "monitoring": "true",
+    "webMemoryMb": "512",
+    "celeryMemoryMb": "512",
+    "postgresMemoryMb": "1024",
+    "redisMemoryMb": "256",
+    "nginxMemoryMb": "128",
+}
+SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey"})
+MEMORY_KEYS = (
+    "webMemoryMb",
+    "celeryMemoryMb",
+    "postgresMemoryMb",
+    "redisMemoryMb",
+    "nginxMemoryMb",
+)
+MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
+
+# Docker's reference grammar (distribution/reference, regexp.go), unanchored pieces.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"  # noqa: E501
+_NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REFERENCE_RE = re.compile(rf"^{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$")
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+REGISTRY_RE = re.compile(rf"^{_DOMAIN}$")
+TAG_RE = re.compile(rf"^{_TAG}$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+IPV4_RE = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration; the engine prints RunError messages without a traceback."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    root: Path
+    profile: str  # "dev" | "prod"
+    orchestrator: str  # "containers" | "swarm"
+    name_prefix: str  # prefix of every Docker object name
+    app_dir: Path
+    dockerfile: Path
+    base_image: str
+    image_name: str
+    image_tag: str
+    registry: str
+    registry_username: str
+    registry_password: pulumi.Output[str] | None
+    build_on_preview: bool
+    pip_config_file: Path | None
+    ca_bundle_file: Path | None
+    cache_ref: str
+    domain: str
+    http_port: int
+    https_port: int
+    public_bind_address: str
+    dev_port: int
+    web_replicas: int
+    web_workers: int
+    celery_concurrency: int
+    postgres_image: str
+    redis_image: str
+    nginx_image: str
+    postgres_db: str
+    postgres_user: str
+    postgres_password: pulumi.Output[str] | None  # None: generated
+    django_secret_key: pulumi.Output[str] | None  # None: generated (dev only)
+    tls_cert_file: Path | None
+    tls_key_file: Path | None
+    tls_self_signed: bool
+    backup_retention: int
+    monitoring: bool
+    memory_mb: dict[str, int]  # role -> MiB
+
+    @property
+    def is_prod(self) -> bool:
+        return self.profile == "prod"
+
+    @property
+    def image_repository(self) -> str:
+        return f"{self.registry}/{self.image_name}" if self.registry else self.image_name
+
+
+def schema(root: Path = ROOT) -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml (type, default, description, secret per key)."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return project.get("config") or {}
+
+
+def _set_config() -> dict[str, Any]:
+    """Every config value the engine handed to the program, by full key."""
+    values = dict(runtime_config.get_config_env())
+    values.update(runtime_config.CONFIG.get())
+    return values
+
+
+def _is_secret(full_key: str) -> bool:
+    return (
+        runtime_config.is_config_secret(full_key)
+        or full_key in runtime_config.get_config_secret_keys_env()
+    )
+
+
+class _Reader:
+    """Reads raw values and collects every problem instead of stopping at the first."""
+
+    def __init__(self, stack: str, root: Path):
+        self.stack = stack
+        self.root = root
+        self.problems: list[str] = []
+        declared = schema(root)
+        self.defaults = {k: v.get("default") for k, v in declared.items() if isinstance(v, dict)}
+        self.values = {
+            k[len(PROJECT) + 1 :]: v
+            for k, v in _set_config().items()
+            if k.startswith(f"{PROJECT}:")
+        }
+
+    def problem(self, key: str, what: str, example: str | None = None) -> None:
+        secret = "--secret " if key in SECRET_KEYS else ""
+        fix = f"pulumi config set {secret}{key} {example or KEYS[key]}"
+        self.problems.append(f"{PROJECT}:{key}: {what}. Fix: {fix}")
+
+    def unknown_keys(self) -> None:
+        for key in sorted(set(self.values) - set(KEYS)):
+            close = difflib.get_close_matches(key, list(KEYS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.problems.append(
+                f"{PROJECT}:{key}: unknown setting{hint}. Fix: pulumi config rm {key}"
+                + (f" && pulumi config set {close[0]} <value>" if close else "")
+            )
+
+    def raw(self, key: str) -> str:
+        value = self.values.get(key, self.defaults.get(key))
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    def text(self, key: str) -> str:
+        return self.raw(key).strip()
+
+    def integer(self, key: str, low: int, high: int, hint: str = "") -> int:
+        raw = self.text(key)
+        if not re.fullmatch(r"[+-]?\d+", raw):
+            self.problem(key, f"must be a whole number, got {raw!r}")
+            return low
+        value = int(raw)
+        if not low <= value <= high:
+            self.problem(key, f"must be between {low} and {high}{hint}, got {value}")
+            return low
+        return value
+
+    def boolean(self, key: str) -> bool:
+        raw = self.text(key).lower()
+        if raw not in ("true", "false"):
+            self.problem(key, f"must be true or false, got {raw!r}")
+            return False
+        return raw == "true"
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key)
+        if value not in choices:
+            self.problem(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            return choices[0]
+        return value
+
+    def secret(self, key: str) -> pulumi.Output[str] | None:
+        value = self.raw(key)
+        if not value:
+            return None
+        if not _is_secret(f"{PROJECT}:{key}"):
+            self.problem(key, "is set in plain text; it must be a secret")
+            return None
+        return pulumi.Output.secret(value)
+
+    def path(self, key: str, *, directory: bool = False) -> Path | None:
+        """An existing, readable file (or directory) relative to the project root, or None."""
+        raw = self.text(key)
+        if not raw:
+            return None
+        path = (self.root / raw).resolve()
+        kind = "directory" if directory else "file"
+        exists = path.is_dir() if directory else path.is_file()
+        if not exists:
+            self.problem(key, f"{kind} {path} does not exist")
+        elif not os.access(path, os.R_OK):
+            self.problem(key, f"{kind} {path} is not readable")
+        return path
+
+    def reference(self, key: str) -> str:
+        value = self.text(key)
+        if not REFERENCE_RE.match(value):
+            self.problem(key, f"is not a valid image reference (name[:tag][@digest]): {value!r}")
+        return value
+
+
+def load_config(root: Path = ROOT) -> StackConfig:
+    """Read and validate the whole stack configuration; raise ConfigError listing all problems."""
+    stack = pulumi.get_stack()
+    r = _Reader(stack, root)
+    r.unknown_keys()
+
+    profile = r.choice("profile", ("dev", "prod"))
+    prod = profile == "prod"
+
+    orchestrator = r.text("orchestrator") or "auto"
+    if orchestrator == "auto":
+        orchestrator = "swarm" if prod else "containers"
+    elif orchestrator not in ("containers", "swarm"):
+        r.problem("orchestrator", f"must be auto, containers or swarm, got {orchestrator!r}")
+    elif orchestrator == "swarm" and not prod:
+        r.problem("orchestrator", "the dev profile runs plain containers only", "containers")
+
+    name_prefix = r.text("namePrefix") or f"{PROJECT}-{stack}".lower()
+    if not PREFIX_RE.match(name_prefix):
+        r.problem("namePrefix", f"must be lowercase [a-z0-9_.-], max 40, got {name_prefix!r}")
+
+    image_name = r.text("imageName")
+    if not REPOSITORY_RE.match(image_name):
+        r.problem(
+            "imageName", f"is not a valid repository name (lowercase, / separated): {image_name!r}"
+        )
+    image_tag = r.text("imageTag")
+    if not TAG_RE.match(image_tag):
+        r.problem("imageTag", f"is not a valid Docker tag ([A-Za-z0-9_.-], max 128): {image_tag!r}")
+    elif prod and image_tag == "latest":
+        r.problem("imageTag", "must be an immutable version in prod, never 'latest'")
+    registry = r.text("registry")
+    if registry and not REGISTRY_RE.match(registry):
+        r.problem("registry", f"is not a registry host[:port]: {registry!r}")
+    registry_password = r.secret("registryPassword")
+    registry_username = r.text("registryUsername")
+    if bool(registry_username) != bool(registry_password):
+        r.problem("registryPassword", "registryUsername and registryPassword go together")
+
+    app_dir = r.path("appDir", directory=True) or root / "app"
+    dockerfile = r.path("dockerfile")
+    if dockerfile is None:
+        r.problem("dockerfile", "is required")
+        dockerfile = root / "docker" / "Dockerfile"
+
+    http_port = r.integer("httpPort", 1, 65535)
+    https_port = r.integer("httpsPort", 1, 65535)
+    dev_port = r.integer("devPort", 1, 65535)
+    if len({http_port, https_port}) < 2:
+        r.problem("httpsPort", f"must differ from httpPort ({http_port})", "443")
+    public_bind_address = r.text("publicBindAddress")
+    if not IPV4_RE.match(public_bind_address):
+        r.problem("publicBindAddress", f"must be an IPv4 address, got {public_bind_address!r}")
+
+    domain = r.text("domain")
+    if not HOSTNAME_RE.match(domain):
+        r.problem("domain", f"is not a valid host name: {domain!r}")
+
+    web_replicas = r.integer("webReplicas", 1, 64)
+    if prod and web_replicas == 1:
+        pulumi.log.warn(
+            f"{PROJECT}:webReplicas is 1 in prod: a release or a crash briefly leaves no web "
+            "task. Recommended: pulumi config set webReplicas 2"
+        )
+
+    tls_cert_file = r.path("tlsCertFile")
+    tls_key_file = r.path("tlsKeyFile")
+    if bool(r.text("tlsCertFile")) != bool(r.text("tlsKeyFile")):
+        missing = "tlsKeyFile" if r.text("tlsCertFile") else "tlsCertFile"
+        r.problem(missing, "tlsCertFile and tlsKeyFile must be set together")
+    tls_self_signed = r.boolean("tlsSelfSigned")
+    if prod and not r.text("tlsCertFile") and not tls_self_signed:
+        r.problem(
+            "tlsCertFile",
+            "prod serves HTTPS: set a certificate (and tlsKeyFile) "
+            "or opt in to a generated one with `pulumi config set tlsSelfSigned true`",
+        )
+
+    django_secret_key = r.secret("djangoSecretKey")
+    raw_key = r.raw("djangoSecretKey")
+    if prod and not raw_key:
+        r.problem("djangoSecretKey", "is required in prod")
+    elif raw_key and (
+        len(raw_key) < 50 or len(set(raw_key)) < 5 or raw_key.startswith("django-insecure-")
+    ):
+        r.problem(
+            "djangoSecretKey",
+            "must be at least 50 characters, 5 distinct, without the 'django-insecure-' prefix",
+        )
+
+    memory_mb = {}
+    for key in MEMORY_KEYS:
+        role = key.removesuffix("MemoryMb")
+        memory_mb[role] = r.integer(key, MIN_MEMORY_MB, MAX_MEMORY_MB, " MiB")
+
+    cfg = StackConfig(
+        project=PROJECT,
+        stack=stack,
+        root=root,
+        profile=profile,
+        orchestrator=orchestrator,
+        name_prefix=name_prefix,
+        app_dir=app_dir,
+        dockerfile=dockerfile,
+        base_image=r.reference("baseImage"),
+        image_name=image_name,
+        image_tag=image_tag,
+        registry=registry,
+        registry_username=registry_username,
+        registry_password=registry_password,
+        build_on_preview=r.boolean("buildOnPreview"),
+        pip_config_file=r.path("pipConfigFile"),
+        ca_bundle_file=r.path("caBundleFile"),
+        cache_ref=r.text("cacheRef"),
+        domain=domain,
+        http_port=http_port,
+        https_port=https_port,
+        public_bind_address=public_bind_address,
+        dev_port=dev_port,
+        web_replicas=web_replicas,
+        web_workers=r.integer("webWorkers", 1, 64),
+        celery_concurrency=r.integer("celeryConcurrency", 1, 64),
+        postgres_image=r.reference("postgresImage"),
+        redis_image=r.reference("redisImage"),
+        nginx_image=r.reference("nginxImage"),
+        postgres_db=_identifier(r, "postgresDb"),
+        postgres_user=_identifier(r, "postgresUser"),
+        postgres_password=r.secret("postgresPassword"),
+        django_secret_key=django_secret_key,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
+        tls_self_signed=tls_self_signed,
+        backup_retention=r.integer("backupRetention", 1, 365),
+        monitoring=r.boolean("monitoring"),
+        memory_mb=memory_mb,
+    )
+    if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
+        r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
+    if r.problems:
+        listing = "\n".join(f"  - {p}" for p in r.problems)
+        raise ConfigError(
+            f"invalid configuration for stack {stack!r} ({len(r.problems)} problem(s)):\n{listing}"
+        )
+    return cfg
+
+
+def _identifier(r: _Reader, key: str) -> str:
+    """Postgres names go into URLs and shell commands: keep them to a safe alphabet."""
+    value = r.text(key)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        r.problem(key, f"must match [a-z_][a-z0-9_]* (max 63), got {value!r}")
+    return value

@@ -1,0 +1,133 @@
+"""The application image, built with BuildKit through pulumi-docker-build."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker_build as docker_build
+
+from components.config import StackConfig
+
+
+def _ignore_patterns(context: Path) -> list[str]:
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text().splitlines())
+    return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """.dockerignore semantics, roughly: last matching pattern wins, `!` re-includes, a pattern
+    matches a path or any of its parent directories, `**/` matches any depth."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        globs = {body, body.removeprefix("**/")}
+        if any(
+            fnmatch.fnmatchcase(c, g) or (fnmatch.fnmatchcase(c, f"*/{g}") and g != body)
+            for c in candidates
+            for g in globs
+        ):
+            ignored = not negate
+    return ignored
+
+
+def context_hash(context: Path, dockerfile: Path) -> str:
+    """A sha256 over the Dockerfile and every file of the build context that .dockerignore
+    keeps (paths and contents): any source change yields a new REVISION build arg, so Pulumi
+    (and the unit tests) see the image change."""
+    digest = hashlib.sha256()
+    digest.update(dockerfile.read_bytes())
+    patterns = _ignore_patterns(context)
+    for file in sorted(p for p in context.rglob("*") if p.is_file()):
+        rel = file.relative_to(context).as_posix()
+        if _ignored(rel, patterns):
+            continue
+        digest.update(rel.encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageArgs:
+    cfg: StackConfig
+
+
+class Image(pulumi.ComponentResource):
+    """Builds `docker/Dockerfile` with context `app/`: target `development` (dev) or
+    `runtime` (prod); pushed when a registry is configured, else loaded into the local engine.
+
+    Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
+    name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
+    `digest`, `tag` (name:<imageTag>), `revision` (context hash)."""
+
+    def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Image", name, None, opts)
+        cfg = args.cfg
+        self.revision = context_hash(cfg.app_dir, cfg.dockerfile)
+        self.tag = f"{cfg.image_repository}:{cfg.image_tag}"
+        local_tag = f"{self.tag}-{self.revision[:12]}"
+        push = bool(cfg.registry)
+        secrets: dict[str, pulumi.Input[str]] = {}
+        if cfg.pip_config_file:
+            secrets["pip_conf"] = pulumi.Output.secret(cfg.pip_config_file.read_text())
+        if cfg.ca_bundle_file:
+            secrets["ca_bundle"] = pulumi.Output.secret(cfg.ca_bundle_file.read_text())
+        cache_from = cache_to = None
+        if cfg.cache_ref:
+            cache_from = [
+                docker_build.CacheFromArgs(
+                    registry=docker_build.CacheFromRegistryArgs(ref=cfg.cache_ref)
+                )
+            ]
+            cache_to = [
+                docker_build.CacheToArgs(
+                    registry=docker_build.CacheToRegistryArgs(
+                        ref=cfg.cache_ref, mode=docker_build.CacheMode.MAX
+                    )
+                )
+            ]
+        registries = None
+        if cfg.registry and cfg.registry_password is not None:
+            registries = [
+                docker_build.RegistryArgs(
+                    address=cfg.registry,
+                    username=cfg.registry_username,
+                    password=cfg.registry_password,
+                )
+            ]
+        self.image = docker_build.Image(
+            f"{name}-build",
+            docker_build.ImageArgs(
+                context=docker_build.BuildContextArgs(location=str(cfg.app_dir)),
+                dockerfile=docker_build.DockerfileArgs(location=str(cfg.dockerfile)),
+                target="runtime" if cfg.is_prod else "development",
+                build_args={
+                    "BASE_IMAGE": cfg.base_image,
+                    "VERSION": cfg.image_tag,
+                    "REVISION": self.revision,
+                },
+                secrets=secrets or None,
+                cache_from=cache_from,
+                cache_to=cache_to,
+                tags=[self.tag] if push else [self.tag, local_tag],
+                push=push,
+                load=not push,  # the local engine must have the image to run it
+                registries=registries,
+                build_on_preview=cfg.build_on_preview,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.digest = self.image.digest
+        # Pushed: pinned by digest. Local only: a tag unique to this source, which the
+        # engine has since the build loaded it (no registry digest exists locally).
+        self.ref = self.image.ref if push else self.image.ref.apply(lambda _: local_tag)
+        self.register_outputs({"ref": self.ref, "digest": self.digest, "tag": self.tag})

@@ -1,0 +1,150 @@
+"""One-shot deploy steps, each a hardened `docker run --rm` re-run whenever the image changes:
+Backup (pg_dump before migrating), Migration, StaticFiles (static volume sync)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import hardening, postgres, renderers
+from components.app import USER as APP_USER
+from components.app import AppEnv
+from components.config import StackConfig
+from components.networks import Networks
+from components.spec import TMP, Limits, Mount, ServiceSpec
+
+STATIC_DIR = "/srv/static"  # the image's mount point for the static volume (owned by 10001)
+
+
+def _volume(
+    name: str, docker_name: str, cfg: StackConfig, parent: pulumi.Resource, protect: bool = False
+) -> docker.Volume:
+    return docker.Volume(
+        name,
+        name=docker_name,
+        labels=[docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=cfg.stack)],
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
+
+
+@dataclass(frozen=True)
+class BackupArgs:
+    cfg: StackConfig
+    image_ref: pulumi.Input[str]  # the new app image: a backup is taken before each release
+    backend_network: docker.Network
+    password: pulumi.Input[str]
+    postgres: pulumi.Resource  # the (healthy) Postgres container
+
+
+class Backup(pulumi.ComponentResource):
+    """`pg_dump -Fc` into the backup volume, timestamped, keeping the newest `backupRetention`
+    dumps. Restore: docs/config.md ("Backups")."""
+
+    def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Backup", name, None, opts)
+        cfg = args.cfg
+        self.volume = _volume(
+            f"{name}-volume", f"{cfg.name_prefix}-backups", cfg, self, cfg.is_prod
+        )
+        target = renderers.WRITABLE_VOLUME_TARGET
+        script = (
+            "set -eu; "
+            f'f="{target}/$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
+            'pg_dump --format=custom --file="$f.partial" && mv "$f.partial" "$f"; '
+            f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | xargs -r rm -f --"
+        )
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-backup",
+            role="job",
+            image=cfg.postgres_image,
+            user=postgres.USER,
+            limits=Limits(memory_mb=256, cpus=1.0, pids=64),
+            command=("sh", "-c", script),
+            env={
+                "PGHOST": postgres.HOST,
+                "PGUSER": cfg.postgres_user,
+                "PGDATABASE": cfg.postgres_db,
+            },
+            secret_env={"PGPASSWORD": args.password},
+            mounts=(Mount(target, self.volume.name),),
+            networks=(Networks.attach(args.backend_network),),
+        )
+        self.command = renderers.run_once(
+            f"{name}-run",
+            spec,
+            triggers=[args.image_ref],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.postgres]),
+        )
+        self.register_outputs({"volume": self.volume.name})
+
+
+@dataclass(frozen=True)
+class MigrationArgs:
+    cfg: StackConfig
+    image_ref: pulumi.Input[str]
+    app_env: AppEnv
+    backend_network: docker.Network
+    depends_on: Sequence[pulumi.Resource]  # healthy Postgres and Redis, the backup
+
+
+class Migration(pulumi.ComponentResource):
+    """`manage.py migrate --noinput` with the new image, before web and Celery change; a
+    failing migration fails the deploy and nothing after it runs."""
+
+    def __init__(self, name: str, args: MigrationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Migration", name, None, opts)
+        cfg = args.cfg
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-migrate",
+            role="job",
+            image=args.image_ref,
+            user=APP_USER,
+            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
+            command=("python", "manage.py", "migrate", "--noinput"),
+            env=args.app_env.env,
+            secret_env=args.app_env.secret_env,
+            tmpfs=(TMP,),
+            networks=(Networks.attach(args.backend_network),),
+        )
+        self.command = renderers.run_once(
+            f"{name}-run",
+            spec,
+            triggers=[args.image_ref],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.register_outputs({"stdout": self.command.stdout})
+
+
+@dataclass(frozen=True)
+class StaticFilesArgs:
+    cfg: StackConfig
+    image_ref: pulumi.Input[str]
+
+
+class StaticFiles(pulumi.ComponentResource):
+    """Copies the image's collected static files into the static volume nginx serves. Files are
+    only added, never deleted: pages rendered by the previous release keep their hashed
+    names working during and after the switch."""
+
+    def __init__(
+        self, name: str, args: StaticFilesArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("djangostack:index:StaticFiles", name, None, opts)
+        cfg = args.cfg
+        self.volume = _volume(f"{name}-volume", f"{cfg.name_prefix}-static", cfg, self)
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-static-sync",
+            role="job",
+            image=args.image_ref,
+            user=APP_USER,
+            limits=Limits(memory_mb=128, cpus=1.0, pids=64),
+            command=("cp", "-R", "/app/staticfiles/.", f"{STATIC_DIR}/"),
+            mounts=(Mount(STATIC_DIR, self.volume.name),),
+        )
+        self.command = renderers.run_once(
+            f"{name}-run", spec, triggers=[args.image_ref], opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.register_outputs({"volume": self.volume.name})

@@ -1,0 +1,52 @@
+"""The two networks: edge (nginx and web) and backend (internal: no route out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import hardening
+from components.config import StackConfig
+from components.spec import NetworkAttachment
+
+
+@dataclass(frozen=True)
+class NetworksArgs:
+    cfg: StackConfig
+
+
+class Networks(pulumi.ComponentResource):
+    """`edge`: nginx and web. `backend`: web, Celery, Postgres, Redis, one-shot jobs; created
+    `internal` so nothing on it reaches outside or is reachable from the host. In swarm mode
+    both are attachable overlays so services and plain containers share them."""
+
+    def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Networks", name, None, opts)
+        cfg = args.cfg
+        swarm = cfg.orchestrator == "swarm"
+
+        def network(role: str, internal: bool) -> docker.Network:
+            return docker.Network(
+                f"{name}-{role}",
+                docker.NetworkArgs(
+                    name=f"{cfg.name_prefix}-{role}",
+                    driver="overlay" if swarm else "bridge",
+                    attachable=True if swarm else None,
+                    internal=internal,
+                    labels=[
+                        docker.NetworkLabelArgs(label=hardening.STACK_LABEL, value=cfg.stack),
+                        docker.NetworkLabelArgs(label="djangostack.network", value=role),
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.edge = network("edge", internal=False)
+        self.backend = network("backend", internal=True)
+        self.register_outputs({"edge": self.edge.name, "backend": self.backend.name})
+
+    @staticmethod
+    def attach(network: docker.Network, *aliases: str) -> NetworkAttachment:
+        return NetworkAttachment(network.name, network.id, aliases)

@@ -1,0 +1,110 @@
+"""nginx (prod only): TLS termination, HTTP->HTTPS redirect, static files, proxy to web.
+The only published container."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_tls as tls
+
+from components import app, renderers
+from components.config import StackConfig
+from components.jobs import STATIC_DIR
+from components.networks import Networks
+from components.spec import TMP, HealthCheck, Limits, Mount, Port, ServiceSpec, Upload
+
+TEMPLATES = Path(__file__).resolve().parent / "nginx"
+CONF_DIR = "/etc/nginx/conf.d"
+USER = "101:101"  # nginx-unprivileged
+HTTP_PORT, HTTPS_PORT = 8080, 8443  # inside the container: no capability needed
+
+
+class _Template(string.Template):
+    delimiter = "@@"  # nginx itself uses $ and braces
+
+
+def render_conf(cfg: StackConfig) -> str:
+    suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
+    return _Template((TEMPLATES / "default.conf.tmpl").read_text()).substitute(
+        domain=cfg.domain, https_port_suffix=suffix, web_host=app.HOST, web_port=app.PORT
+    )
+
+
+@dataclass(frozen=True)
+class NginxArgs:
+    cfg: StackConfig
+    edge_network: docker.Network
+    static_volume: pulumi.Input[str]
+    depends_on: list[pulumi.Resource]  # web and the static sync
+
+
+class Nginx(pulumi.ComponentResource):
+    """Certificate from tlsCertFile/tlsKeyFile, or self-signed for `domain` (pulumi-tls)
+    when tlsSelfSigned is on. Outputs `certificate` (PEM) and `name`."""
+
+    def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("djangostack:index:Nginx", name, None, opts)
+        cfg = args.cfg
+        if cfg.tls_cert_file and cfg.tls_key_file:
+            cert: pulumi.Input[str] = cfg.tls_cert_file.read_text()
+            key: pulumi.Input[str] = pulumi.Output.secret(cfg.tls_key_file.read_text())
+        else:
+            private_key = tls.PrivateKey(
+                f"{name}-tls-key",
+                tls.PrivateKeyArgs(algorithm="ECDSA", ecdsa_curve="P256"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            cert = tls.SelfSignedCert(
+                f"{name}-tls-cert",
+                tls.SelfSignedCertArgs(
+                    private_key_pem=private_key.private_key_pem,
+                    subject=tls.SelfSignedCertSubjectArgs(common_name=cfg.domain),
+                    dns_names=[cfg.domain],
+                    validity_period_hours=24 * 365,
+                    early_renewal_hours=24 * 30,
+                    allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            ).cert_pem
+            key = pulumi.Output.secret(private_key.private_key_pem)
+        spec = ServiceSpec(
+            name=f"{cfg.name_prefix}-nginx",
+            role="nginx",
+            image=cfg.nginx_image,
+            user=USER,
+            limits=Limits(memory_mb=cfg.memory_mb["nginx"], cpus=1.0, pids=256),
+            health=HealthCheck(
+                test=("CMD", "curl", "-fsk", f"https://127.0.0.1:{HTTPS_PORT}/nginx-health"),
+                interval="10s",
+                start_period="10s",
+            ),
+            tmpfs=(TMP,),  # pid file and temp paths of nginx-unprivileged
+            mounts=(Mount(STATIC_DIR, args.static_volume, read_only=True),),
+            uploads={
+                f"{CONF_DIR}/default.conf": Upload(render_conf(cfg)),
+                f"{CONF_DIR}/security-headers.inc": Upload(
+                    (TEMPLATES / "security-headers.inc").read_text()
+                ),
+                f"{CONF_DIR}/tls.crt": Upload(cert),
+                f"{CONF_DIR}/tls.key": Upload(key, secret=True),
+            },
+            networks=(Networks.attach(args.edge_network),),
+            ports=(
+                Port(HTTPS_PORT, cfg.https_port, cfg.public_bind_address),
+                Port(HTTP_PORT, cfg.http_port, cfg.public_bind_address),
+            ),
+            stop_signal="SIGQUIT",  # graceful: finish open requests
+            stop_grace_seconds=30,
+        )
+        self.container = renderers.render_container(
+            f"{name}-container",
+            spec,
+            pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        self.name = spec.name
+        self.certificate = pulumi.Output.from_input(cert)
+        self.register_outputs({"name": self.name, "certificate": self.certificate})

@@ -1,0 +1,94 @@
+"""A neutral description of one service, independent of the engine that runs it.
+
+Components describe each service once as a `ServiceSpec`; `hardening.harden` adds the fixed
+hardening and checks the rules; a renderer (`renderers.render_container`,
+`renderers.render_service`, `renderers.oneshot_command`) turns it into engine resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus", "job")
+TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    source: pulumi.Input[str]  # volume name, or host path for a bind mount
+    type: str = "volume"  # "volume" | "bind"
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file the service reads (config, certificate); `secret` files never reach an env var
+    or a log. All uploads of one service live in one directory."""
+
+    content: pulumi.Input[str]
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    name: pulumi.Input[str]
+    id: pulumi.Input[str]  # Swarm services attach by id (by name the provider sees drift)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Port:
+    internal: int
+    external: int
+    host_ip: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    test: tuple[str, ...]  # ("CMD", ...) or ("CMD-SHELL", "...")
+    interval: str = "10s"
+    timeout: str = "5s"
+    retries: int = 3
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float = 1.0
+    pids: int = 256
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A capability added back after `cap_drop ALL`, with the reason it is needed."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str  # Docker object name (unique per stack)
+    role: str  # one of ROLES; becomes the djangostack.role label
+    image: pulumi.Input[str]
+    user: str  # uid:gid, never root
+    limits: Limits
+    health: HealthCheck | None = None  # required for long-running services
+    command: tuple[str, ...] = ()  # empty: the image's CMD
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    tmpfs: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    uploads: Mapping[str, Upload] = field(default_factory=dict)  # absolute path -> file
+    networks: tuple[NetworkAttachment, ...] = ()
+    ports: tuple[Port, ...] = ()
+    stop_signal: str = "SIGTERM"
+    stop_grace_seconds: int = 10
+    capabilities: tuple[Capability, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 1
