@@ -66,8 +66,8 @@ def _labels(*label_lists: Any) -> dict[str, str]:
 @dataclass(frozen=True)
 class Port:
     host_ip: str  # "" when the engine chooses (all interfaces)
-    published: int | None
-    target: int | None
+    published: float | None
+    target: float | None
 
     @property
     def loopback_only(self) -> bool:
@@ -84,7 +84,10 @@ class Port:
             return True  # no address: Docker binds 0.0.0.0 and ::
 
     def __str__(self) -> str:
-        return f"{self.host_ip or '*'}:{self.published or '?'}->{self.target}"
+        def num(port: float | None) -> str:  # wire numbers arrive as floats
+            return str(int(port)) if port else "?"
+
+        return f"{self.host_ip or '*'}:{num(self.published)}->{num(self.target)}"
 
 
 def stack_of(urn: str) -> str:
@@ -97,7 +100,8 @@ def _bind_sources(mounts: Any) -> list[str]:
 
 
 def _names(networks: Any) -> tuple[str, ...]:
-    return tuple(_map(n).get("name") or "" for n in _seq(networks))
+    """Network references: by name, or (Swarm services) by id."""
+    return tuple(_map(n).get("name") or _map(n).get("id") or "" for n in _seq(networks))
 
 
 class Workload:
