@@ -1,0 +1,35 @@
+"""The exported outputs match docs/outputs.md exactly, and secrets stay secret."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.program import ROOT
+
+ROW = re.compile(r"^\| `(\w+)` \| ([^|]+) \| (yes|no) \| ([^|]+) \|", re.MULTILINE)
+
+
+def contract() -> dict[str, tuple[bool, set[str]]]:
+    rows = ROW.findall((ROOT / "docs" / "outputs.md").read_text())
+    assert rows, "no output rows found in docs/outputs.md"
+    return {
+        name: (secret == "yes", {s.strip() for s in stacks.split(",")})
+        for name, _type, secret, stacks in rows
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "prod_containers"])
+def test_outputs_match_the_documented_contract(stack, request):
+    result = request.getfixturevalue(stack)
+    profile = result.outputs["profile"]
+    expected = {name for name, (_s, stacks) in contract().items() if profile in stacks}
+    assert set(result.outputs) == expected
+    documented_secret = {name for name in expected if contract()[name][0]}
+    assert result.secret_outputs == documented_secret
+
+
+def test_secret_outputs_hold_the_real_value(prod):
+    assert prod.outputs["databaseUrl"].startswith("postgres://app:")
+    assert "@postgres:5432/app" in prod.outputs["databaseUrl"]
