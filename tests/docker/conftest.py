@@ -35,6 +35,18 @@ BuildImage = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
+def labels() -> dict[str, str]:
+    """Labels for every container, network and volume a test creates (removed at session end)."""
+    return dict(LABELS)
+
+
+@pytest.fixture(scope="session")
+def runtime_build_args() -> dict[str, str]:
+    """The build arguments the runtime image was built with (VERSION, REVISION, SOURCE_URL)."""
+    return dict(BUILD_ARGS)
+
+
+@pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
     if shutil.which("docker") is None and not Path("/var/run/docker.sock").exists():
         pytest.skip("no Docker on this machine (bash scripts/testbed.sh installs it)")

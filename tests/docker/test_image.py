@@ -15,13 +15,16 @@ from typing import IO, Any
 
 import pytest
 import requests
-from conftest import APP_DIR, BUILD_ARGS, LABELS, SESSION_ID, BuildImage
 from docker.models.containers import Container
 from docker.models.images import Image
 
 import docker
 
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_UID = 10001
+# Names of this module's images and containers (labels, from conftest, drive the cleanup).
+RUN_ID = secrets.token_hex(6)
+BuildImage = Callable[..., str]
 HARDENED: dict[str, Any] = {
     "read_only": True,
     "cap_drop": ["ALL"],
@@ -120,23 +123,27 @@ def copy_of_app(destination: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def planted_image(tmp_path_factory: pytest.TempPathFactory, build_image: BuildImage) -> str:
+def planted_image(
+    tmp_path_factory: pytest.TempPathFactory,
+    build_image: BuildImage,
+    runtime_build_args: dict[str, str],
+) -> str:
     """The runtime image built from a copy of app/ that also holds files that must stay out."""
     context = copy_of_app(tmp_path_factory.mktemp("planted") / "app")
     for name, content in PLANTED.items():
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         (context / name).write_text(content)
-    tag = f"djangostack/web:planted-{SESSION_ID}"
-    build_image(context, tag, build_args=BUILD_ARGS)
+    tag = f"djangostack/web:planted-{RUN_ID}"
+    build_image(context, tag, build_args=runtime_build_args)
     return tag
 
 
 @pytest.fixture(scope="module")
 def image_files(
-    docker_client: docker.DockerClient, planted_image: str
+    docker_client: docker.DockerClient, planted_image: str, labels: dict[str, str]
 ) -> dict[str, tarfile.TarInfo]:
     """The flattened filesystem of the planted image: path (no leading slash) -> entry."""
-    container = docker_client.containers.create(planted_image, labels=LABELS)
+    container = docker_client.containers.create(planted_image, labels=labels)
     try:
         export = ["docker", "export", container.id]
         with (
@@ -158,12 +165,14 @@ def test_healthcheck_probes_health_endpoint(runtime_image: Image) -> None:
     assert "/health/" in " ".join(healthcheck["Test"])
 
 
-def test_labels_and_version_come_from_build_args(runtime_image: Image) -> None:
+def test_labels_and_version_come_from_build_args(
+    runtime_image: Image, runtime_build_args: dict[str, str]
+) -> None:
     config = runtime_image.attrs["Config"]
-    assert config["Labels"]["org.opencontainers.image.version"] == BUILD_ARGS["VERSION"]
-    assert config["Labels"]["org.opencontainers.image.revision"] == BUILD_ARGS["REVISION"]
-    assert config["Labels"]["org.opencontainers.image.source"] == BUILD_ARGS["SOURCE_URL"]
-    assert f"APP_VERSION={BUILD_ARGS['VERSION']}" in config["Env"]
+    assert config["Labels"]["org.opencontainers.image.version"] == runtime_build_args["VERSION"]
+    assert config["Labels"]["org.opencontainers.image.revision"] == runtime_build_args["REVISION"]
+    assert config["Labels"]["org.opencontainers.image.source"] == runtime_build_args["SOURCE_URL"]
+    assert f"APP_VERSION={runtime_build_args['VERSION']}" in config["Env"]
     assert config["ExposedPorts"] == {"8000/tcp": {}}
     assert config["Cmd"][0] == "gunicorn"
 
@@ -195,7 +204,10 @@ def test_build_context_junk_stays_out(image_files: dict) -> None:
 
 
 def test_no_build_tools_or_pip_cache(image_files: dict) -> None:
-    compiler = re.compile(r"usr/(local/)?bin/\S*(gcc|cc|g\+\+|make)(-[0-9.]+)?|usr/lib/gcc/\S*/cc1")
+    # Compilers, make, and pip itself (the runtime installs nothing).
+    compiler = re.compile(
+        r"usr/(local/)?bin/\S*(gcc|cc|g\+\+|make)(-[0-9.]+)?|usr/lib/gcc/\S*/cc1|opt/venv/bin/pip\S*"
+    )
     tools = [name for name in image_files if compiler.fullmatch(name)]
     headers = [name for name in image_files if name.startswith("usr/include/postgresql")]
     pip_cache = [name for name in image_files if re.search(r"(^|/)\.cache/pip(/|$)", name)]
@@ -207,10 +219,11 @@ def test_no_build_tools_or_pip_cache(image_files: dict) -> None:
 
 def test_code_change_reuses_dependency_layer(tmp_path: Path, build_image: BuildImage) -> None:
     context = copy_of_app(tmp_path / "app")
-    before, after = f"djangostack/web:cache-a-{SESSION_ID}", f"djangostack/web:cache-b-{SESSION_ID}"
+    before, after = f"djangostack/web:cache-a-{RUN_ID}", f"djangostack/web:cache-b-{RUN_ID}"
     build_image(context, before)
     with (context / "core" / "views.py").open("a") as views:
-        views.write("\n# a one-line source change\n")
+        # Never built before (the cache would hold an earlier run's build of the same change).
+        views.write(f"\n# a one-line source change {secrets.token_hex(8)}\n")
     log = build_image(context, after)
 
     assert step_cached(log, PIP_INSTALL)
@@ -229,7 +242,7 @@ def test_build_secret_is_nowhere_in_image(tmp_path: Path, build_image: BuildImag
     # A new requirements file makes the install step run again, so the secret is really mounted.
     with (context / "requirements.txt").open("a") as requirements:
         requirements.write(f"# {secrets.token_hex(8)}\n")
-    tag = f"djangostack/web:secret-{SESSION_ID}"
+    tag = f"djangostack/web:secret-{RUN_ID}"
     log = build_image(context, tag, secrets={"pip_conf": pip_conf})
 
     assert not step_cached(log, PIP_INSTALL)
@@ -269,16 +282,17 @@ def stack(
     docker_client: docker.DockerClient,
     runtime_image: Image,
     tmp_path_factory: pytest.TempPathFactory,
+    labels: dict[str, str],
 ) -> Stack:
-    network = docker_client.networks.create(f"djangostack-test-{SESSION_ID}", labels=LABELS)
+    network = docker_client.networks.create(f"djangostack-test-{RUN_ID}", labels=labels)
 
     def run(image: str, role: str, tmpfs: dict[str, str] | None = None, **kwargs: Any) -> Container:
         return docker_client.containers.run(
             image,
             detach=True,
-            name=f"{SESSION_ID}-{role}",
+            name=f"{RUN_ID}-{role}",
             network=network.name,
-            labels=LABELS,
+            labels=labels,
             **{**HARDENED, "tmpfs": {**HARDENED["tmpfs"], **(tmpfs or {})}},
             **kwargs,
         )
@@ -297,8 +311,8 @@ def stack(
     wait_for(lambda: b"PONG" in redis.exec_run("redis-cli ping").output, 30, "redis")
 
     environment = {
-        "DATABASE_URL": f"postgres://app:{password}@{SESSION_ID}-db:5432/app",
-        "REDIS_URL": f"redis://{SESSION_ID}-redis:6379/0",
+        "DATABASE_URL": f"postgres://app:{password}@{RUN_ID}-db:5432/app",
+        "REDIS_URL": f"redis://{RUN_ID}-redis:6379/0",
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
         "CSRF_TRUSTED_ORIGINS": "https://localhost",
     }
@@ -370,8 +384,8 @@ def test_page_lists_messages_and_links_hashed_stylesheet(stack: Stack) -> None:
     assert re.search(r'href="/static/core/site\.[0-9a-f]{12}\.css"', page.text)
 
 
-def test_version_is_the_build_version(stack: Stack) -> None:
-    assert stack.api("GET", "/version/").json() == {"version": BUILD_ARGS["VERSION"]}
+def test_version_is_the_build_version(stack: Stack, runtime_build_args: dict[str, str]) -> None:
+    assert stack.api("GET", "/version/").json() == {"version": runtime_build_args["VERSION"]}
 
 
 def test_worker_processes_word_count_task(stack: Stack) -> None:
@@ -431,7 +445,11 @@ COMMANDS = {
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL"])
 def test_missing_variable_stops_container_with_one_line(
-    docker_client: docker.DockerClient, runtime_image: Image, missing: str, command: str
+    docker_client: docker.DockerClient,
+    runtime_image: Image,
+    labels: dict[str, str],
+    missing: str,
+    command: str,
 ) -> None:
     environment = {"SECRET_KEY": secrets.token_urlsafe(60), "DATABASE_URL": "postgres://a:b@db/app"}
     del environment[missing]
@@ -441,7 +459,7 @@ def test_missing_variable_stops_container_with_one_line(
         detach=True,
         environment=environment,
         network_disabled=True,
-        labels=LABELS,
+        labels=labels,
         **HARDENED,
     )
     try:
