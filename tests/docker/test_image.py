@@ -433,6 +433,19 @@ def test_stopping_redis_makes_health_fail_naming_it(stack: Stack) -> None:
     wait_for(lambda: stack.get("/health/").status_code == 200, 30, "/health/ 200 with Redis back")
 
 
+def test_sigterm_stops_web_and_worker_gracefully(stack: Stack) -> None:
+    """Last of the stack's tests: Docker's stop (the image's STOPSIGNAL, SIGTERM) makes Gunicorn
+    drain and Celery shut down warm, both exiting 0 well before the kill."""
+    for container, farewell in (
+        (stack.web, "Shutting down: Master"),
+        (stack.worker, "Warm shutdown"),
+    ):
+        container.stop(timeout=40)
+        container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0
+        assert farewell in container.logs().decode()
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 COMMANDS = {
