@@ -7,10 +7,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 from docker.models.images import Image
-
-import docker
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import docker
 import pytest
 import requests
 from docker.models.containers import Container
 from docker.models.images import Image
-
-import docker
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_UID = 10001
