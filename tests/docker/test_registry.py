@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 from cryptography import x509
@@ -18,7 +19,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import docker
 from policy.rules import split_image_ref
 from tests.harness import leftovers, realize, teardown
 from tests.harness.fixtures import free_port
