@@ -9,17 +9,9 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi_policy import (
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-)
-from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy import rules
+from policy.evaluate import evaluate
 from tests.program import ProgramResult, run_program
 
 SECRET_KEY = "policy-test-" + "k7Qx9Lm2Rt5Vw8Zb" * 4
@@ -76,47 +68,13 @@ class EchoMocks(pulumi.runtime.Mocks):
         return {}
 
 
-def _opts() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
-
-
 def _violations(result: ProgramResult) -> list[str]:
-    found: list[str] = []
-    custom = [r for r in result.resources if r.custom]
-    for policy in rules.POLICIES:
-
-        def report(message: str, _urn: str | None = None, name: str = policy.name) -> None:
-            found.append(f"[{name}] {message}")
-
-        if isinstance(policy, ResourceValidationPolicy):
-            for r in custom:
-                args = ResourceValidationArgs(
-                    r.type,
-                    unknown_checking_proxy(r.plain_inputs),
-                    r.urn,
-                    r.name,
-                    _opts(),
-                    None,
-                    POLICY_CONFIG,
-                )
-                policy.validate(args, report)
-        else:
-            resources = [
-                PolicyResource(
-                    r.type,
-                    unknown_checking_proxy(r.plain_inputs),
-                    r.urn,
-                    r.name,
-                    _opts(),
-                    None,
-                    None,
-                    [],
-                    {},
-                )
-                for r in custom
-            ]
-            policy.validate(StackValidationArgs(resources, POLICY_CONFIG), report)
-    return found
+    records = [
+        rules.StackResource(r.type, r.name, r.urn, r.plain_inputs)
+        for r in result.resources
+        if r.custom
+    ]
+    return [str(v) for v in evaluate(records, POLICY_CONFIG)]
 
 
 @functools.cache

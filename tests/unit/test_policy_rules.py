@@ -7,26 +7,15 @@ import copy
 from typing import Any
 
 import pytest
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyCustomTimeouts,
-    PolicyResource,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-)
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policy import rules
+from policy.evaluate import evaluate
 
 POLICIES = {p.name: p for p in rules.POLICIES}
 NNP_CONFIG = {rules.DAEMON_NNP_KEY: True}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the binding these tests reject
-
-
-def _opts() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
 def urn(stack: str, typ: str, name: str) -> str:
@@ -41,36 +30,15 @@ def violations(
     name: str = "res",
     config: dict[str, Any] | None = None,
 ) -> list[str]:
-    found: list[str] = []
-    # The engine hands policies read-only proxies that raise on values unknown during preview.
-    args = ResourceValidationArgs(
-        typ, unknown_checking_proxy(props), urn(stack, typ, name), name, _opts(), None, config or {}
-    )
-    POLICIES[policy_name].validate(args, lambda message, _urn=None: found.append(message))
-    return found
+    resource = rules.StackResource(typ, name, urn(stack, typ, name), props)
+    found = evaluate([resource], config, [POLICIES[policy_name]])
+    return [v.message for v in found]
 
 
 def stack_violations(resources: list[tuple[str, str, dict[str, Any]]], stack: str = "prod"):
-    found: list[tuple[str | None, str]] = []
-    policy_resources = [
-        PolicyResource(
-            typ,
-            unknown_checking_proxy(props),
-            urn(stack, typ, name),
-            name,
-            _opts(),
-            None,
-            None,
-            [],
-            {},
-        )
-        for typ, name, props in resources
-    ]
-    args = StackValidationArgs(policy_resources)
-    POLICIES["datastores-on-internal-networks"].validate(
-        args, lambda message, u=None: found.append((u, message))
-    )
-    return found
+    records = [rules.StackResource(t, n, urn(stack, t, n), p) for t, n, p in resources]
+    found = evaluate(records, None, [POLICIES["datastores-on-internal-networks"]])
+    return [(v.urn, v.message) for v in found]
 
 
 def labels(role: str) -> list[dict[str, str]]:
