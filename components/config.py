@@ -50,6 +50,7 @@ KEYS: dict[str, str] = {
     "postgresImage": "postgres:16-bookworm",
     "redisImage": "redis:7.4-bookworm",
     "nginxImage": "nginxinc/nginx-unprivileged:1.27-bookworm",
+    "prometheusImage": "prom/prometheus:v2.53.2",
     "postgresDb": "app",
     "postgresUser": "app",
     "postgresPassword": "<password>",
@@ -127,6 +128,7 @@ class StackConfig:
     postgres_image: str
     redis_image: str
     nginx_image: str
+    prometheus_image: str
     postgres_db: str
     postgres_user: str
     postgres_password: pulumi.Output[str] | None  # None: generated
@@ -387,6 +389,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         postgres_image=r.reference("postgresImage"),
         redis_image=r.reference("redisImage"),
         nginx_image=r.reference("nginxImage"),
+        prometheus_image=r.reference("prometheusImage"),
         postgres_db=_identifier(r, "postgresDb"),
         postgres_user=_identifier(r, "postgresUser"),
         postgres_password=r.secret("postgresPassword"),

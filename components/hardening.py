@@ -19,7 +19,8 @@ LOG_DRIVER = "json-file"
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}  # rotation: at most 30 MB of logs per container
 RESTART = "unless-stopped"  # containers (CIS 5.15 accepts it); Swarm: SWARM_RESTART
 SWARM_RESTART = {"condition": "any", "delay": "5s", "window": "60s"}
-NOFILE = 65536  # ulimit (CIS 5.19)
+# ulimit (CIS 5.19); below the common dockerd hard limit (20000 on ours) so containers start.
+NOFILE = 16384
 TMPFS_OPTIONS = "rw,noexec,nosuid,nodev,size=64m,mode=1777"
 
 ROLE_LABEL = "djangostack.role"
@@ -28,7 +29,7 @@ PROJECT_LABEL = "djangostack.project"
 
 # Capabilities a spec may add back after dropping ALL. None of the long-running services needs
 # one; the list stays explicit so an addition is a reviewed change with a reason.
-ALLOWED_CAPABILITIES = frozenset({"CHOWN", "NET_BIND_SERVICE"})
+ALLOWED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})  # same list as policy/rules.py
 
 # Host paths a bind mount must never expose (CIS 5.6, 5.32).
 FORBIDDEN_BIND_SOURCES = (

@@ -21,7 +21,6 @@ from components.config import StackConfig
 from components.networks import Networks
 from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec
 
-IMAGE = "prom/prometheus:v2.53.2"
 USER = "65534:65534"  # nobody, as the official image runs
 PORT = 9090
 CONFIG_DIR = "/etc/prometheus/djangostack"
@@ -65,7 +64,6 @@ class MonitoringArgs:
     backend_network: docker.Network
     web_hosts: Sequence[str]  # Docker names of web (services or containers)
     app_image: pulumi.Input[str]  # writes the config file (it has a shell)
-    image: str = IMAGE
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -102,7 +100,7 @@ class Monitoring(pulumi.ComponentResource):
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-prometheus",
             role="prometheus",
-            image=args.image,
+            image=cfg.prometheus_image,
             user=USER,
             limits=Limits(memory_mb=256, cpus=0.5, pids=128),
             health=HEALTH,

@@ -23,6 +23,7 @@ from components.jobs import (
     StaticFiles,
     StaticFilesArgs,
 )
+from components.monitoring import Monitoring, MonitoringArgs
 from components.networks import Networks, NetworksArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import Postgres, PostgresArgs
@@ -120,6 +121,14 @@ class DjangoStack(pulumi.ComponentResource):
             cfg, image_ref, app_env, (Networks.attach(backend),), [self.migration]
         )
         self.celery = Celery(f"{name}-celery", celery_args, child)
+
+        self.monitoring: Monitoring | None = None
+        if cfg.monitoring:
+            self.monitoring = Monitoring(
+                f"{name}-monitoring",
+                MonitoringArgs(cfg, backend, self.web.names, image_ref),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.web]),
+            )
 
         self.static: StaticFiles | None = None
         self.nginx: Nginx | None = None

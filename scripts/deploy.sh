@@ -23,4 +23,4 @@ fi
 # Use whatever backend the operator logged in to; otherwise a local file backend in ~/.pulumi.
 pulumi whoami >/dev/null 2>&1 || pulumi login --local
 pulumi stack select --create "$stack"
-exec pulumi up --stack "$stack" --policy-pack policy "$@"
+exec pulumi up --stack "$stack" --policy-pack policy --policy-pack-config policy/config.json "$@"

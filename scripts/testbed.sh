@@ -136,7 +136,7 @@ main() {
   [ "${1:-}" = engine ] && return 0
   local base_hash
   base_hash=$(build_debian_base)
-  for name in python postgres redis nginx; do build_standin "$name" "$base_hash"; done
+  for name in python postgres redis nginx prometheus; do build_standin "$name" "$base_hash"; done
   log "ready: $(docker version -f 'engine {{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}')"
 }
 

@@ -1,5 +1,5 @@
 from core import views
-from django.urls import include, path
+from django.urls import path
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -7,6 +7,4 @@ urlpatterns = [
     path("api/messages/", views.messages, name="messages"),
     path("api/tasks/word-count/", views.word_count, name="word-count"),
     path("api/tasks/<str:task_id>/", views.task_result, name="task-result"),
-    # GET /metrics (Prometheus text format).
-    path("", include("django_prometheus.urls")),
 ]

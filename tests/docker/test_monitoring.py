@@ -44,7 +44,7 @@ web = renderers.render_container(
         limits=Limits(memory_mb=256),
         health=HealthCheck(test=("CMD", "python", "-c", metrics_probe), interval="5s"),
         env={{
-            "ALLOWED_HOSTS": f"127.0.0.1,{{web_name}}",  # Prometheus sends Host: <name>:8000
+            "ALLOWED_HOSTS": "127.0.0.1",  # Prometheus scrapes by name: /metrics ignores Host
             "DATABASE_URL": "sqlite:///:memory:",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
         }},
@@ -56,7 +56,7 @@ web = renderers.render_container(
 )
 monitoring = Monitoring(
     "monitoring",
-    MonitoringArgs(cfg, networks.backend, [web_name], WEB_IMAGE, image={prometheus_image!r}),
+    MonitoringArgs(cfg, networks.backend, [web_name], WEB_IMAGE),
     pulumi.ResourceOptions(depends_on=[web]),
 )
 pulumi.export("prometheus", monitoring.name)
@@ -77,14 +77,13 @@ def realized(runtime_image, tmp_path_factory: pytest.TempPathFactory):
         PROGRAM.format(
             web_image=runtime_image.tags[0],
             secret_key="monitoring-test-" + uuid.uuid4().hex + uuid.uuid4().hex,
-            prometheus_image=PROMETHEUS_IMAGE,
         )
     )
     try:
         yield realize(
             name,
             "dev",
-            {"namePrefix": name, "orchestrator": "containers"},
+            {"namePrefix": name, "orchestrator": "containers", "prometheusImage": PROMETHEUS_IMAGE},
             [],
             tmp / "state",
             program=program,

@@ -76,6 +76,11 @@ def prod_containers() -> ProgramResult:
     return run("prod", {"tlsSelfSigned": True, "orchestrator": "containers"}, PROD_SECRETS)
 
 
+@pytest.fixture(scope="session")
+def prod_monitoring() -> ProgramResult:
+    return run("prod", {"tlsSelfSigned": True, "monitoring": True}, PROD_SECRETS)
+
+
 @pytest.fixture
 def app_copy(tmp_path: Path) -> Path:
     """A private copy of app/ that a test may edit."""

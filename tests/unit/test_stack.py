@@ -11,7 +11,7 @@ from conftest import COMMAND, CONTAINER, IMAGE, NETWORK, SERVICE
 from components import hardening
 from tests.program import ProgramResult, Registration
 
-STACKS = ["dev", "prod", "prod_containers"]
+STACKS = ["dev", "prod", "prod_containers", "prod_monitoring"]
 SECRET_NAMES = {"SECRET_KEY", "DATABASE_URL", "PGPASSWORD"}
 
 
@@ -63,7 +63,14 @@ def test_every_container_is_hardened(result):
         assert not i.get("privileged") and not i.get("networkMode"), c.name
         assert f"{c.name}-id" in pids_targets, f"{c.name} has no pids limit step"
         tags = labels(i["labels"])
-        assert tags[hardening.ROLE_LABEL] in ("web", "celery", "postgres", "redis", "nginx")
+        assert tags[hardening.ROLE_LABEL] in (
+            "web",
+            "celery",
+            "postgres",
+            "redis",
+            "nginx",
+            "prometheus",
+        )
         assert tags[hardening.STACK_LABEL] in ("dev", "prod")
 
 
@@ -146,7 +153,7 @@ def test_postgres_and_redis_are_only_on_the_internal_network(result):
 
 
 def test_in_prod_only_nginx_publishes_ports(request):
-    for stack in ("prod", "prod_containers"):
+    for stack in ("prod", "prod_containers", "prod_monitoring"):
         result = request.getfixturevalue(stack)
         published = {role(c) for c in result.of_type(CONTAINER) if c.plain_inputs.get("ports")}
         assert published == {"nginx"}
@@ -224,3 +231,18 @@ def test_secrets_reach_containers_as_secrets(result):
         assert "envs" in r.secret_inputs, r.name
     for s in result.of_type("docker:index/secret:Secret"):
         assert "data" in s.secret_inputs
+
+
+def test_monitoring_adds_prometheus_on_the_internal_network_only(prod, prod_monitoring):
+    assert by_role(prod, "prometheus") == []
+    (prometheus,) = by_role(prod_monitoring, "prometheus")
+    internal = {
+        n.plain_inputs["name"]
+        for n in prod_monitoring.of_type(NETWORK)
+        if n.plain_inputs.get("internal")
+    }
+    assert network_names(prometheus) == internal
+    assert not prometheus.plain_inputs.get("ports")
+    (web,) = by_role(prod_monitoring, "web")
+    # The component waits for web (depends_on), so its children register after web.
+    assert prometheus.index > web.index

@@ -33,8 +33,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: probes get /health/ before host validation, HTTPS redirect and metrics.
-    "core.middleware.HealthCheckMiddleware",
+    # First: probes get /health/ and /metrics before host validation and the HTTPS redirect.
+    "core.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",

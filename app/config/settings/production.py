@@ -32,8 +32,7 @@ STORAGES = {
 # nginx terminates TLS and sets X-Forwarded-Proto; only nginx can reach the app.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
-# Prometheus scrapes over the internal network (/health/ is answered before this middleware).
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# /health/ and /metrics are answered before this (core.middleware.ProbeMiddleware).
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
