@@ -1,0 +1,241 @@
+"""CIS Docker Benchmark 1.6, sections 4 and 5, read from `docker inspect` of every
+long-running container of a realized prod stack: the plain containers (Postgres, Redis,
+nginx) and the containers of the web and Celery Swarm tasks.
+
+Where the kernel view is the real proof (no-new-privileges, seccomp, the user), the test also
+reads /proc/1/status inside the container. Gaps the engine imposes on Swarm tasks (no
+per-service pids limit or ulimits in pulumi-docker 5.2; restarts done by Swarm, not by the
+container's policy) are asserted as the documented gap, so closing one fails here and points
+at the documentation to update. nginx publishing 80/443 is the one documented exception
+(5.8); in tests its host ports are free ports on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import pytest
+from docker.models.containers import Container
+
+from tests.support.prodstack import CONTAINER_ROLES, ROOT, SERVICE_ROLES, ProdStack, prod_stack
+
+# Pids limits the program sets on its plain containers (components/*.py specs).
+PIDS_LIMITS = {"postgres": 256, "redis": 128, "nginx": 256}
+SENSITIVE_MOUNTS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+GAPS_DOC = ROOT / "docs" / "config.md"
+
+
+@dataclass
+class Target:
+    role: str
+    container: Container
+    service_spec: dict | None  # the Swarm service's spec for task containers
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+    @property
+    def host(self) -> dict:
+        return self.container.attrs["HostConfig"]
+
+    @property
+    def is_task(self) -> bool:
+        return self.service_spec is not None
+
+    @cached_property
+    def proc_status(self) -> dict[str, str]:
+        """/proc/1/status of the container's main process, as the kernel sees it."""
+        code, out = self.container.exec_run(["cat", "/proc/1/status"])
+        assert code == 0, out
+        pairs = (line.split(":", 1) for line in out.decode().splitlines() if ":" in line)
+        return {key: value.strip() for key, value in pairs}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
+    with prod_stack(tmp_path_factory.mktemp("cis"), "cis") as realized:
+        yield realized
+
+
+@pytest.fixture(scope="module")
+def targets(stack: ProdStack) -> list[Target]:
+    found = []
+    for role in CONTAINER_ROLES:
+        found.append(Target(role, stack.container(role), None))
+    for role in SERVICE_ROLES:
+        spec = stack.service(role).attrs["Spec"]
+        tasks = stack.containers(role)
+        assert len(tasks) == spec["Mode"]["Replicated"]["Replicas"], role
+        found += [Target(role, task, spec) for task in tasks]
+    return found
+
+
+def test_every_long_running_container_is_covered(stack: ProdStack, targets: list[Target]) -> None:
+    from tests.harness import LABEL
+
+    running = stack.client.containers.list(filters={"label": f"{LABEL}={stack.name}"})
+    assert {c.id for c in running} == {t.container.id for t in targets}
+    assert {t.role for t in targets} == {*CONTAINER_ROLES, *SERVICE_ROLES}
+
+
+def _user(t: Target) -> str | None:  # 4.1
+    uid = t.container.attrs["Config"]["User"].split(":")[0]
+    kernel_uid = t.proc_status["Uid"].split()[0]
+    if uid in ("", "0", "root") or kernel_uid == "0":
+        return f"runs as {t.container.attrs['Config']['User']!r} (kernel uid {kernel_uid})"
+    return None
+
+
+def _healthcheck(t: Target) -> str | None:  # 4.6 and 5.27
+    test = (t.container.attrs["Config"].get("Healthcheck") or {}).get("Test") or []
+    status = (t.container.attrs["State"].get("Health") or {}).get("Status")
+    if not test or test == ["NONE"] or status != "healthy":
+        return f"health check {test!r}, state {status!r}"
+    return None
+
+
+def _no_new_privileges(t: Target) -> str | None:  # 5.3 and 5.26
+    if t.proc_status["NoNewPrivs"] != "1":
+        return "NoNewPrivs is not set on the main process"
+    # Swarm tasks get it daemon-wide (/etc/docker/daemon.json); containers also per container.
+    if not t.is_task and "no-new-privileges" not in " ".join(t.host["SecurityOpt"] or []):
+        return f"SecurityOpt {t.host['SecurityOpt']!r}"
+    return None
+
+
+def _capabilities(t: Target) -> str | None:  # 5.4
+    if t.host["CapAdd"] or t.host["CapDrop"] != ["ALL"]:
+        return f"CapAdd {t.host['CapAdd']!r}, CapDrop {t.host['CapDrop']!r}"
+    if int(t.proc_status["CapEff"], 16) != 0:
+        return f"effective capabilities {t.proc_status['CapEff']}"
+    return None
+
+
+def _not_privileged(t: Target) -> str | None:  # 5.5
+    return "privileged" if t.host["Privileged"] else None
+
+
+def _mounts(t: Target) -> str | None:  # 5.6, 5.20 and 5.32
+    for mount in t.container.attrs["Mounts"]:
+        source = mount.get("Source", "")
+        if mount["Type"] == "bind" and (source in SENSITIVE_MOUNTS or source in DOCKER_SOCKETS):
+            return f"bind mount of {source}"
+        if mount.get("Propagation") in ("shared", "rshared"):
+            return f"{mount['Destination']} has {mount['Propagation']} propagation"
+    return None
+
+
+def _ports(t: Target, stack: ProdStack) -> str | None:  # 5.8, 5.9 and 5.14
+    bindings = t.host["PortBindings"] or {}
+    if t.role != "nginx":
+        return f"publishes {bindings}" if bindings else None
+    # The documented exception: nginx's HTTP and HTTPS, bound to the configured address.
+    expected = {
+        "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(stack.config["httpPort"])}],
+        "8443/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(stack.config["httpsPort"])}],
+    }
+    return None if bindings == expected else f"publishes {bindings}"
+
+
+def _namespaces(t: Target) -> str | None:  # 5.10, 5.16, 5.17, 5.21 and 5.31
+    modes = {k: t.host.get(k) for k in ("NetworkMode", "PidMode", "IpcMode", "UTSMode")}
+    modes["UsernsMode"] = t.host.get("UsernsMode")
+    shared = [k for k, v in modes.items() if v == "host"]
+    return f"host namespaces: {shared}" if shared else None
+
+
+def _limits(t: Target) -> str | None:  # 5.11 and 5.12
+    if not t.host["Memory"]:
+        return "no memory limit"
+    if not (t.host["NanoCpus"] or t.host["CpuShares"]):
+        return "no CPU limit"
+    return None
+
+
+def _read_only(t: Target) -> str | None:  # 5.13
+    return None if t.host["ReadonlyRootfs"] else "writable root filesystem"
+
+
+def _restart(t: Target) -> str | None:  # 5.15
+    policy = t.host["RestartPolicy"]
+    if t.is_task:
+        # Swarm, not the container, restarts a task: the container's own policy stays "no"
+        # and the service's restart policy replaces a failed task.
+        condition = t.service_spec["TaskTemplate"]["RestartPolicy"]["Condition"]
+        if policy["Name"] not in ("", "no") or condition != "any":
+            return f"container policy {policy}, service condition {condition!r}"
+        return None
+    if policy["Name"] == "unless-stopped":
+        return None
+    if policy["Name"] == "on-failure" and 0 < policy["MaximumRetryCount"] <= 5:
+        return None
+    return f"restart policy {policy}"
+
+
+def _seccomp(t: Target) -> str | None:  # 5.22
+    if any("unconfined" in opt for opt in t.host["SecurityOpt"] or []):
+        return f"SecurityOpt {t.host['SecurityOpt']!r}"
+    if t.proc_status["Seccomp"] != "2":  # 2: filtered by the default profile
+        return f"seccomp mode {t.proc_status['Seccomp']}"
+    return None
+
+
+def _default_bridge(t: Target) -> str | None:  # 5.30
+    networks = t.container.attrs["NetworkSettings"]["Networks"]
+    return "on the default bridge" if "bridge" in networks else None
+
+
+CHECKS: dict[str, Callable[..., str | None]] = {
+    "4.1 non-root user": _user,
+    "4.6/5.27 health check, healthy": _healthcheck,
+    "5.3/5.26 no-new-privileges": _no_new_privileges,
+    "5.4 no added capabilities": _capabilities,
+    "5.5 not privileged": _not_privileged,
+    "5.6/5.20/5.32 mounts": _mounts,
+    "5.8/5.9/5.14 ports": _ports,
+    "5.10/5.16/5.17/5.21/5.31 namespaces": _namespaces,
+    "5.11/5.12 memory and CPU limits": _limits,
+    "5.13 read-only root filesystem": _read_only,
+    "5.15 restart policy": _restart,
+    "5.22 seccomp": _seccomp,
+    "5.30 not on docker0": _default_bridge,
+}
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_cis_check_holds_for_every_container(
+    check: str, targets: list[Target], stack: ProdStack
+) -> None:
+    function = CHECKS[check]
+    violations = []
+    for target in targets:
+        args = (target, stack) if function is _ports else (target,)
+        problem = function(*args)
+        if problem:
+            violations.append(f"{target.name}: {problem}")
+    assert violations == [], f"CIS {check}"
+
+
+def test_ulimits_and_pids_limit_on_containers(targets: list[Target]) -> None:  # 5.19, 5.29
+    for target in (t for t in targets if not t.is_task):
+        assert target.host["Ulimits"], target.name
+        assert target.host["PidsLimit"] == PIDS_LIMITS[target.role], target.name
+
+
+def test_ulimits_and_pids_limit_gap_of_swarm_tasks_is_the_documented_one(
+    targets: list[Target],
+) -> None:
+    """pulumi-docker 5.2's Service has no pids limit or ulimits: tasks run with the daemon's
+    defaults. Asserted, not skipped: when a renderer closes the gap, this fails and the
+    documentation (docs/config.md, docs/operations.md) must be updated with it."""
+    tasks = [t for t in targets if t.is_task]
+    assert tasks
+    for task in tasks:
+        assert not task.host["PidsLimit"], task.name
+        assert not task.host["Ulimits"], task.name
+    gaps = GAPS_DOC.read_text()
+    assert "pids limit and ulimits of web and Celery tasks are the daemon defaults" in gaps
