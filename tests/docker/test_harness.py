@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 from cryptography import x509
 from pulumi.runtime import MockResourceArgs
 
-import docker
+from tests.docker.stack_config import free_port
 from tests.harness import DockerEngineMocks, UnsupportedInput, destroy, leftovers, realize, teardown
 from tests.harness.containers import ContainerFailed
-from tests.harness.fixtures import free_port, http_get_in
+from tests.harness.fixtures import http_get_in
 from tests.program import ProgramFailed
 
 SAMPLE = Path(__file__).resolve().parents[1] / "harness" / "sample"

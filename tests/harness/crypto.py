@@ -144,7 +144,7 @@ class SelfSignedCert(Kind):
         unknown = set(uses) - set(_KEY_USAGE) - set(_EXTENDED)
         if unknown:
             raise UnsupportedInput(f"tls SelfSignedCert allowedUses {sorted(unknown)}")
-        spec.expect("earlyRenewalHours", 0)
+        spec.get("earlyRenewalHours")  # decides renewal on later runs; certificates here are fresh
         spec.expect("setAuthorityKeyId", False)
         spec.expect("maxPathLength", 0)
         spec.expect("uris")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from typing import Any
 
+import docker
 import docker.errors
 
 from .kinds import Context, Kind
 from .spec import Spec
 from .state import Record
+
+REMOVE_TIMEOUT_SECONDS = 60
 
 
 class Network(Kind):
@@ -38,8 +42,24 @@ class Network(Kind):
         }
 
     def delete(self, record: Record, ctx: Context) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            ctx.client.networks.get(record.id).remove()
+        remove_network(ctx.client, record.id)
+
+
+def remove_network(client: docker.DockerClient, network_id: str) -> None:
+    """Remove a network and wait until the engine no longer lists it (Swarm removes
+    overlay networks asynchronously)."""
+    deadline = time.monotonic() + REMOVE_TIMEOUT_SECONDS
+    while True:
+        try:
+            client.api.remove_network(network_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as err:
+            if "not found" in str(err):
+                return
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 class Volume(Kind):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+import docker
 import docker.errors
 
-import docker
-
 from .kinds import LABEL
+from .objects import remove_network
 from .services import remove_service
 
 
@@ -23,7 +23,7 @@ def teardown(realization: str, client: docker.DockerClient | None = None) -> Non
     for container in client.containers.list(all=True, filters=selector):
         _ignore_missing(lambda c=container: c.remove(force=True, v=True))
     for network in client.networks.list(filters=selector):
-        _ignore_missing(network.remove)
+        remove_network(client, network.id)
     for volume in client.volumes.list(filters=selector):
         _ignore_missing(lambda v=volume: v.remove(force=True))
     for secret in client.secrets.list(filters=selector):
