@@ -323,7 +323,10 @@ def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -
                 **rollout | {"failure_action": "pause"}
             ),
             converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=CONVERGE_TIMEOUT),
-            endpoint_spec=docker.ServiceEndpointSpecArgs(mode="vip"),
+            # DNS round-robin, not a virtual IP: nginx sees every task's address, balances over
+            # them and retries the next one when a draining task refuses (proxy_next_upstream);
+            # a VIP also needs IPVS in the host kernel, which not every host has.
+            endpoint_spec=docker.ServiceEndpointSpecArgs(mode="dnsrr"),
         ),
         opts=opts,
     )

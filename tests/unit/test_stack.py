@@ -89,7 +89,7 @@ def test_every_swarm_service_is_hardened_and_rolls_safely(prod):
         assert i["updateConfig"]["parallelism"] == 1
         assert i["rollbackConfig"]["order"] == "start-first"
         assert i["convergeConfig"]["timeout"]
-        assert i["endpointSpec"]["mode"] == "vip"
+        assert i["endpointSpec"]["mode"] == "dnsrr"
         # Secrets are files, not environment variables.
         assert "SECRET_KEY" not in spec["env"] and "DATABASE_URL" not in spec["env"]
         assert spec["env"]["SECRET_KEY_FILE"] == "/run/secrets/SECRET_KEY"
