@@ -19,6 +19,7 @@ from functools import cached_property
 import pytest
 from docker.models.containers import Container
 
+from tests.harness import LABEL
 from tests.support.prodstack import CONTAINER_ROLES, ROOT, SERVICE_ROLES, ProdStack, prod_stack
 
 # Pids limits the program sets on its plain containers (components/*.py specs).
@@ -75,8 +76,6 @@ def targets(stack: ProdStack) -> list[Target]:
 
 
 def test_every_long_running_container_is_covered(stack: ProdStack, targets: list[Target]) -> None:
-    from tests.harness import LABEL
-
     running = stack.client.containers.list(filters={"label": f"{LABEL}={stack.name}"})
     assert {c.id for c in running} == {t.container.id for t in targets}
     assert {t.role for t in targets} == {*CONTAINER_ROLES, *SERVICE_ROLES}

@@ -27,7 +27,7 @@ import requests
 from docker.models.containers import Container
 
 from components import hardening
-from tests.docker.stack_config import SECRET_KEYS, test_config
+from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import LABEL, Realization, realize, teardown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def prod_stack(workdir: Path, label: str) -> Iterator[ProdStack]:
     when realizing it failed)."""
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     app_dir = copy_app(workdir / "app")
-    stack = ProdStack(name, workdir / "state", app_dir, test_config("prod", name, app_dir))
+    stack = ProdStack(name, workdir / "state", app_dir, config_for("prod", name, app_dir))
     with _program_workarounds():
         try:
             stack.realize()
