@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Restore a pre-migration backup (pg_dump custom format) from a stack's backup volume.
+#
+#   scripts/restore.sh [--prefix PREFIX] --list
+#   scripts/restore.sh [--prefix PREFIX] [--into DATABASE] [BACKUP]
+#
+#   --prefix PREFIX  the stack's namePrefix (default djangostack-prod): Docker objects are
+#                    PREFIX-postgres, PREFIX-backups, PREFIX-web, PREFIX-celery
+#   --list           list the backups, newest first, and exit
+#   --into DATABASE  restore into a new database DATABASE (created here; must not exist),
+#                    e.g. to inspect a backup or check it, leaving the live one alone
+#   BACKUP           a file name from --list (default: the newest)
+#
+# Without --into, the live database is replaced (pg_restore --clean --if-exists in a single
+# transaction: on any error nothing changes). Web and Celery are stopped first (Swarm services
+# scaled to 0, or containers stopped) so nothing writes during the restore, and started again
+# afterwards, also when the restore fails.
+#
+# The dump is streamed from a throw-away, read-only container that mounts the backup volume
+# into pg_restore inside the Postgres container, over its local socket: no password is read
+# or passed anywhere, and no port is opened.
+set -euo pipefail
+source "$(dirname "$0")/lib/backups.sh"
+
+prefix=djangostack-prod
+list=0
+into=""
+backup=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix="${2:?--prefix needs a value}"; shift 2 ;;
+    --list) list=1; shift ;;
+    --into) into="${2:?--into needs a database name}"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) backup="$1"; shift ;;
+  esac
+done
+stack_postgres "$prefix"
+
+backups="$(in_backups sh -c 'cd /backups && ls -1t -- *.dump 2>/dev/null || true')"
+if [ "$list" = 1 ]; then
+  [ -z "$backups" ] || echo "$backups"
+  exit 0
+fi
+if [ -z "$backup" ]; then
+  backup="$(echo "$backups" | head -n 1)"
+  [ -n "$backup" ] || die "no backup in volume $volume"
+fi
+case "$backup" in */*|.*|"") die "BACKUP must be a file name from --list, got '$backup'" ;; esac
+in_backups test -f "/backups/$backup" || die "no backup $backup in $volume (see --list)"
+
+if [ -n "$into" ]; then
+  [[ "$into" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "--into must match [a-z_][a-z0-9_]*"
+  docker exec "$postgres" createdb -U "$user" "$into"
+  in_backups cat "/backups/$backup" |
+    docker exec -i "$postgres" pg_restore --exit-on-error --no-owner -U "$user" -d "$into"
+  echo "restored $backup into new database $into"
+  exit 0
+fi
+
+# Stop the writers; whatever happens below, start them again on exit.
+declare -A replicas=()
+stopped_containers=()
+restart_app() {
+  for service in "${!replicas[@]}"; do
+    timeout 300 docker service scale --detach=false "$service=${replicas[$service]}" >/dev/null
+  done
+  for container in "${stopped_containers[@]}"; do docker start "$container" >/dev/null; done
+}
+trap restart_app EXIT
+# `docker service scale --detach=false S=0` can wait forever (CLI 28 against engine 20.10):
+# wait for the task containers to be gone instead, bounded.
+wait_no_tasks() {
+  local deadline=$((SECONDS + 180))
+  while [ -n "$(docker ps -q --filter "label=com.docker.swarm.service.name=$1")" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "tasks of $1 still running after 180 s"
+    sleep 1
+  done
+}
+for app in "$prefix-web" "$prefix-celery"; do
+  if docker service inspect "$app" >/dev/null 2>&1; then
+    replicas[$app]="$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$app")"
+    docker service scale --detach "$app=0" >/dev/null
+    wait_no_tasks "$app"
+  elif docker container inspect "$app" >/dev/null 2>&1; then
+    docker stop "$app" >/dev/null
+    stopped_containers+=("$app")
+  fi
+done
+in_backups cat "/backups/$backup" |
+  docker exec -i "$postgres" pg_restore --clean --if-exists --single-transaction \
+    --exit-on-error --no-owner -U "$user" -d "$database"
+echo "restored $backup into $database"
