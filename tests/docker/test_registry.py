@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from policy.rules import split_image_ref
+from tests.docker.stack_config import free_port
 from tests.harness import leftovers, realize, teardown
-from tests.harness.fixtures import free_port
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")  # Debian package docker-registry (testbed)
 REGISTRY_START_SECONDS = 30
