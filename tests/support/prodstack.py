@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shutil
 import signal
 import time
@@ -26,7 +25,6 @@ import pytest
 import requests
 from docker.models.containers import Container
 
-from components import hardening
 from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import LABEL, Realization, realize, teardown
 
@@ -155,14 +153,12 @@ def copy_app(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _program_workarounds() -> Iterator[None]:
-    """WORKAROUND for two program defects on this kind of machine (reported; each patch
-    applies only while its condition holds, so it goes inert once components/ is fixed):
-    - no IPVS in the kernel (dockerd logs "ipvs is not enabled"): a Swarm service's virtual
-      IP never answers, so nginx got 502 from `web`. Endpoint mode dnsrr makes `web` resolve
-      to the task IPs, which nginx re-resolves every few seconds.
-    - the engine's hard open-files limit (20000 here) is below `hardening.NOFILE`: runc
-      refuses to start any container with that ulimit."""
+def _vip_workaround() -> Iterator[None]:
+    """WORKAROUND for a program defect on this kind of machine (reported; remove once
+    components/renderers.py renders web with endpoint mode dnsrr): the kernel has no IPVS
+    (dockerd logs "ipvs is not enabled"), so a Swarm service's virtual IP never answers and
+    nginx gets 502 from `web`. Endpoint mode dnsrr makes `web` resolve to the task IPs,
+    which nginx re-resolves every few seconds. Applies only where IPVS is missing."""
     with pytest.MonkeyPatch.context() as patch:
         if not Path("/proc/net/ip_vs").exists():
             original = pulumi_docker.ServiceEndpointSpecArgs
@@ -171,9 +167,6 @@ def _program_workarounds() -> Iterator[None]:
                 "ServiceEndpointSpecArgs",
                 lambda **kwargs: original(**{**kwargs, "mode": "dnsrr"}),
             )
-        hard_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        if hard_limit < hardening.NOFILE:
-            patch.setattr(hardening, "NOFILE", hard_limit)
         yield
 
 
@@ -184,7 +177,7 @@ def prod_stack(workdir: Path, label: str) -> Iterator[ProdStack]:
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     app_dir = copy_app(workdir / "app")
     stack = ProdStack(name, workdir / "state", app_dir, config_for("prod", name, app_dir))
-    with _program_workarounds():
+    with _vip_workaround():
         try:
             stack.realize()
             yield stack
