@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import pulumi_docker
-import pytest
 import requests
 from docker.models.containers import Container
 
@@ -153,33 +151,14 @@ def copy_app(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _vip_workaround() -> Iterator[None]:
-    """WORKAROUND for a program defect on this kind of machine (reported; remove once
-    components/renderers.py renders web with endpoint mode dnsrr): the kernel has no IPVS
-    (dockerd logs "ipvs is not enabled"), so a Swarm service's virtual IP never answers and
-    nginx gets 502 from `web`. Endpoint mode dnsrr makes `web` resolve to the task IPs,
-    which nginx re-resolves every few seconds. Applies only where IPVS is missing."""
-    with pytest.MonkeyPatch.context() as patch:
-        if not Path("/proc/net/ip_vs").exists():
-            original = pulumi_docker.ServiceEndpointSpecArgs
-            patch.setattr(
-                pulumi_docker,
-                "ServiceEndpointSpecArgs",
-                lambda **kwargs: original(**{**kwargs, "mode": "dnsrr"}),
-            )
-        yield
-
-
-@contextlib.contextmanager
 def prod_stack(workdir: Path, label: str) -> Iterator[ProdStack]:
     """A freshly realized prod stack named `<label>-<random>`, torn down afterwards (even
     when realizing it failed)."""
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     app_dir = copy_app(workdir / "app")
     stack = ProdStack(name, workdir / "state", app_dir, config_for("prod", name, app_dir))
-    with _vip_workaround():
-        try:
-            stack.realize()
-            yield stack
-        finally:
-            teardown(name)
+    try:
+        stack.realize()
+        yield stack
+    finally:
+        teardown(name)
