@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import hardening, postgres, renderers
+from components import postgres, renderers
 from components.app import USER as APP_USER
 from components.app import AppEnv
 from components.config import StackConfig
@@ -17,17 +17,6 @@ from components.networks import Networks
 from components.spec import TMP, Limits, Mount, ServiceSpec
 
 STATIC_DIR = "/srv/static"  # the image's mount point for the static volume (owned by 10001)
-
-
-def _volume(
-    name: str, docker_name: str, cfg: StackConfig, parent: pulumi.Resource, protect: bool = False
-) -> docker.Volume:
-    return docker.Volume(
-        name,
-        name=docker_name,
-        labels=[docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=cfg.stack)],
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
-    )
 
 
 @dataclass(frozen=True)
@@ -46,8 +35,8 @@ class Backup(pulumi.ComponentResource):
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Backup", name, None, opts)
         cfg = args.cfg
-        self.volume = _volume(
-            f"{name}-volume", f"{cfg.name_prefix}-backups", cfg, self, cfg.is_prod
+        self.volume = renderers.stack_volume(
+            f"{name}-volume", f"{cfg.name_prefix}-backups", cfg.stack, self, cfg.is_prod
         )
         target = renderers.WRITABLE_VOLUME_TARGET
         script = (
@@ -134,7 +123,9 @@ class StaticFiles(pulumi.ComponentResource):
     ):
         super().__init__("djangostack:index:StaticFiles", name, None, opts)
         cfg = args.cfg
-        self.volume = _volume(f"{name}-volume", f"{cfg.name_prefix}-static", cfg, self)
+        self.volume = renderers.stack_volume(
+            f"{name}-volume", f"{cfg.name_prefix}-static", cfg.stack, self
+        )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-static-sync",
             role="job",

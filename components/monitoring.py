@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import hardening, renderers
+from components import renderers
 from components.config import StackConfig
 from components.networks import Networks
 from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec
@@ -71,15 +71,14 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("djangostack:index:Monitoring", name, None, opts)
         cfg = args.cfg
         child = pulumi.ResourceOptions(parent=self)
-        labels = [docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=cfg.stack)]
         config = scrape_config(args.web_hosts, swarm=cfg.orchestrator == "swarm")
         config_hash = hashlib.sha256(config.encode()).hexdigest()[:16]
 
-        self.config_volume = docker.Volume(
-            f"{name}-config", name=f"{cfg.name_prefix}-prometheus-config", labels=labels, opts=child
+        self.config_volume = renderers.stack_volume(
+            f"{name}-config", f"{cfg.name_prefix}-prometheus-config", cfg.stack, self
         )
-        self.data_volume = docker.Volume(
-            f"{name}-data", name=f"{cfg.name_prefix}-prometheus-data", labels=labels, opts=child
+        self.data_volume = renderers.stack_volume(
+            f"{name}-data", f"{cfg.name_prefix}-prometheus-data", cfg.stack, self
         )
         writer = renderers.run_once(
             f"{name}-config-writer",

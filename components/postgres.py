@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import hardening, renderers
+from components import renderers
 from components.config import StackConfig
 from components.networks import Networks
 from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec
@@ -33,11 +33,8 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("djangostack:index:Postgres", name, None, opts)
         cfg = args.cfg
         child = pulumi.ResourceOptions(parent=self)
-        self.volume = docker.Volume(
-            f"{name}-data",
-            name=f"{cfg.name_prefix}-pgdata",
-            labels=[docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=cfg.stack)],
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.is_prod),
+        self.volume = renderers.stack_volume(
+            f"{name}-data", f"{cfg.name_prefix}-pgdata", cfg.stack, self, protect=cfg.is_prod
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-postgres",

@@ -98,6 +98,18 @@ def _uploads_volume(
     return Mount(directory, volume.name, read_only=True), files_hash, writer
 
 
+def stack_volume(
+    name: str, docker_name: str, stack: str, parent: pulumi.Resource, protect: bool = False
+) -> docker.Volume:
+    """A named volume labelled with its stack; `protect` keeps `pulumi destroy` off data."""
+    return docker.Volume(
+        name,
+        name=docker_name,
+        labels=[docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=stack)],
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
+
+
 def _volume_labels(role: str) -> list[docker.VolumeLabelArgs]:
     return [
         docker.VolumeLabelArgs(label=hardening.ROLE_LABEL, value=role),
