@@ -20,6 +20,7 @@ STAND_INS = {
     "postgresImage": "djangostack-testbed/postgres:latest",
     "redisImage": "djangostack-testbed/redis:latest",
     "nginxImage": "djangostack-testbed/nginx:latest",
+    "prometheusImage": "djangostack-testbed/prometheus:latest",
 }
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SECRET_KEYS = ("djangoSecretKey", "postgresPassword")

@@ -7,6 +7,7 @@ keeping the data, and teardown leaves nothing."""
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import ssl
 import time
@@ -41,6 +42,7 @@ def client() -> docker.DockerClient:
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
     with live_stack("prod", tmp_path_factory.mktemp("prod")) as live:
+        live.config["monitoring"] = True  # Prometheus scraping the Swarm web tasks
         live.first = live.realize()
         yield live
 
@@ -179,10 +181,33 @@ def test_postgres_and_redis_unreachable_from_host_and_nginx(prod, client) -> Non
         assert code != 0, f"{role} reachable from nginx by name"
 
 
+def web_targets_up(prometheus) -> set[str]:
+    """Addresses of the web targets Prometheus last scraped successfully."""
+    code, body = prometheus.exec_run(
+        ["wget", "-q", "-O", "-", "http://127.0.0.1:9090/api/v1/targets"]
+    )
+    assert code == 0, body.decode(errors="replace")
+    targets = json.loads(body)["data"]["activeTargets"]
+    return {t["labels"]["instance"].rsplit(":", 1)[0] for t in targets if t["health"] == "up"}
+
+
+def test_prometheus_scrapes_every_web_task(prod, client) -> None:
+    prometheus = named(prod, client, "prometheus")
+    task_addresses = {
+        net["IPAddress"]
+        for task in web_tasks(prod, client)
+        for net in task.attrs["NetworkSettings"]["Networks"].values()
+    }
+    deadline = time.monotonic() + 90  # the first scrape comes within one 15 s interval
+    while not (len(up := web_targets_up(prometheus)) == 2 and up <= task_addresses):
+        assert time.monotonic() < deadline, f"up: {up}; web tasks: {task_addresses}"
+        time.sleep(3)
+
+
 def test_every_container_read_only_non_root_no_capabilities_and_healthy(prod, client) -> None:
     assert_hardened_and_healthy(
-        prod, client, minimum=6
-    )  # postgres, redis, nginx, 2 web tasks, 1 celery task
+        prod, client, minimum=7
+    )  # postgres, redis, nginx, prometheus, 2 web tasks, 1 celery task
 
 
 def test_second_realization_of_an_unchanged_program_touches_nothing(prod, client) -> None:
