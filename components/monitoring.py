@@ -2,14 +2,12 @@
 keeps 7 days of data on a volume, publishes nothing. Grafana is not part of the stack: point one
 at this Prometheus (attached to the backend network) if dashboards are wanted.
 
-The official image's entrypoint is the prometheus binary, so the spec's file uploads (written by
-a one-shot of the service's own image with `sh`) cannot be used: the config is written into its
-own volume by a one-shot of the application image instead, and mounted read-only.
+The config file is an upload; the official image has no shell to write it, so the application
+image writes it (`files_image`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +17,7 @@ import pulumi_docker as docker
 from components import renderers
 from components.config import StackConfig
 from components.networks import Networks
-from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec
+from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec, Upload
 
 USER = "65534:65534"  # nobody, as the official image runs
 PORT = 9090
@@ -70,31 +68,9 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Monitoring", name, None, opts)
         cfg = args.cfg
-        child = pulumi.ResourceOptions(parent=self)
         config = scrape_config(args.web_hosts, swarm=cfg.orchestrator == "swarm")
-        config_hash = hashlib.sha256(config.encode()).hexdigest()[:16]
-
-        self.config_volume = renderers.stack_volume(
-            f"{name}-config", f"{cfg.name_prefix}-prometheus-config", cfg.stack, self
-        )
         self.data_volume = renderers.stack_volume(
             f"{name}-data", f"{cfg.name_prefix}-prometheus-data", cfg.stack, self
-        )
-        writer = renderers.run_once(
-            f"{name}-config-writer",
-            ServiceSpec(
-                name=f"{cfg.name_prefix}-prometheus-config",
-                role="job",
-                image=args.app_image,
-                user=USER,
-                limits=renderers.JOB_LIMITS,
-                command=("sh", "-c", f'printf "%s" "$PROMETHEUS_CONFIG" > {TMP}/prometheus.yml'),
-                env={"PROMETHEUS_CONFIG": config},
-                # A fresh volume mounted at /tmp inherits its mode 1777: writable without chown.
-                mounts=(Mount(TMP, self.config_volume.name),),
-            ),
-            triggers=[config_hash],
-            opts=child,
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-prometheus",
@@ -110,15 +86,13 @@ class Monitoring(pulumi.ComponentResource):
                 f"--web.listen-address=:{PORT}",
             ),
             tmpfs=(TMP,),
-            mounts=(
-                Mount(CONFIG_DIR, self.config_volume.name, read_only=True),
-                Mount(DATA_DIR, self.data_volume.name),
-            ),
+            mounts=(Mount(DATA_DIR, self.data_volume.name),),
+            uploads={f"{CONFIG_DIR}/prometheus.yml": Upload(config)},
+            files_image=args.app_image,
             networks=(Networks.attach(args.backend_network, "prometheus"),),
-            labels={"djangostack.files": config_hash},  # a new config replaces the container
         )
         self.container = renderers.render_container(
-            f"{name}-container", spec, pulumi.ResourceOptions(parent=self, depends_on=[writer])
+            f"{name}-container", spec, pulumi.ResourceOptions(parent=self)
         )
         self.name = spec.name
         self.register_outputs({"name": self.name, "config": config})

@@ -57,8 +57,9 @@ def _upload_directory(spec: ServiceSpec) -> str:
 def _uploads_volume(
     name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions
 ) -> tuple[Mount, pulumi.Output[str], command.local.Command]:
-    """A volume filled with the spec's uploads by a one-shot run of the service's own image
-    (a read-only container cannot receive `docker cp`); mounted read-only by the service."""
+    """A volume filled with the spec's uploads by a one-shot run of `spec.files_image` (default:
+    the service's own image; a read-only container cannot receive `docker cp`); mounted
+    read-only by the service."""
     directory = _upload_directory(spec)
     volume = docker.Volume(
         f"{name}-files",
@@ -85,7 +86,7 @@ def _uploads_volume(
         ServiceSpec(
             name=f"{spec.name}-files",
             role="job",
-            image=spec.image,
+            image=spec.image if spec.files_image is None else spec.files_image,
             user=spec.user,
             limits=JOB_LIMITS,
             command=("sh", "-c", "; ".join(script)),

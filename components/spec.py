@@ -85,6 +85,8 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
     uploads: Mapping[str, Upload] = field(default_factory=dict)  # absolute path -> file
+    # Image with a POSIX shell that writes the uploads; None: the service's own image.
+    files_image: pulumi.Input[str] | None = None
     networks: tuple[NetworkAttachment, ...] = ()
     ports: tuple[Port, ...] = ()
     stop_signal: str = "SIGTERM"
