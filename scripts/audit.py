@@ -245,13 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if CA_BUNDLE.is_file():  # for requests here and in pip-audit
         os.environ.setdefault("REQUESTS_CA_BUNDLE", str(CA_BUNDLE))
-    python, pins = image_distributions(args.image)
+    # Resolved once: the listing and the report name the same image even if the tag moves.
+    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", args.image]
+    found = subprocess.run(inspect, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        print(f"[audit] no image {args.image}: {found.stderr.strip()}", file=sys.stderr)
+        return 2
+    image_id = found.stdout.strip()
+    python, pins = image_distributions(image_id)
     if not pins:
         print(f"[audit] {args.image}: no Python distribution found", file=sys.stderr)
         return 2
     with requests.Session() as session:
         result = audit(pins, session)
-    return report(args.image, python, result, ignored)
+    return report(f"{args.image} ({image_id[:19]})", python, result, ignored)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """scripts/audit.py's decisions, on made-up scanner answers (no Docker, no network): the
 reviewed ignore list's format and age, which PyPI project data counts, and when the scan fails.
 The real pipeline (an image holding a known-vulnerable distribution) is in
-tests/docker/test_audit.py."""
+tests/docker/test_image_audit.py."""
 
 from __future__ import annotations
 

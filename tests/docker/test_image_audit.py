@@ -53,15 +53,20 @@ def run_audit(image: str, ignore_file: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_known_vulnerable_distribution_fails_the_scan(
-    vulnerable_image: str, runtime_image: Image, tmp_path: Path
+    vulnerable_image: str,
+    runtime_image: Image,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     ignore = tmp_path / "ignore.txt"
     ignore.write_text("# nothing ignored\n")
     done = run_audit(vulnerable_image, ignore)
     _, runtime_pins = audit.image_distributions(runtime_image.id)
+    image_id = docker_client.images.get(vulnerable_image).id
     assert done.returncode == 1, done.stdout + done.stderr
     # Every distribution of the image was scanned: the runtime's and the planted one.
-    assert f"{vulnerable_image}: {len(runtime_pins) + 1} Python distributions" in done.stdout
+    expected = f"{vulnerable_image} ({image_id[:19]}): {len(runtime_pins) + 1} Python distributions"
+    assert expected in done.stdout
     assert "VULNERABLE pycrypto 2.6.1: PYSEC-2017-94" in done.stdout
     assert "VULNERABLE pycrypto 2.6.1: PYSEC-2018-97" in done.stdout
 
