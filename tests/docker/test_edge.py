@@ -37,19 +37,15 @@ SECURITY_HEADERS = (
 )
 STATIC_RE = re.compile(r"/static/core/site\.[0-9a-f]{12}\.css")
 TESTSSL_TIMEOUT_SECONDS = 600  # a full run takes about 45 s here
-# testssl.sh findings caused by the self-signed test certificate (a real certificate from a
-# CA has a chain of trust and revocation URIs), and the one check testssl 3.0 cannot run
-# against TLS 1.3 session tickets. Anything else above INFO fails the test.
+# testssl.sh (3.0.8, Debian 12) results above INFO that the self-signed test certificate
+# causes (a CA-issued one has a chain of trust and revocation URIs), and one check testssl
+# 3.0 sometimes cannot run. Anything else above INFO (LOW included) fails the test.
 TESTSSL_ACCEPTED = {
     "cert_chain_of_trust": "self-signed test certificate: no chain to a trusted CA",
     "cert_revocation": "self-signed test certificate: no CRL or OCSP URI",
-    "cert_trust": "self-signed test certificate",
-    "cert_ocspURL": "self-signed test certificate: no OCSP URI",
-    "cert_crlDistributionPoints": "self-signed test certificate: no CRL URI",
-    "OCSP_stapling": "self-signed test certificate: nothing to staple",
-    # WARN "connect problem": testssl 3.0.8's s_client run leaves before the TLS 1.3
-    # NewSessionTicket arrives. Resumption itself works (openssl s_client -sess_in: Reused).
-    "sessionresumption_ticket": "testssl 3.0 cannot test TLS 1.3 ticket resumption",
+    # WARN "connect problem": testssl's s_client leaves before the TLS 1.3 NewSessionTicket
+    # arrives. Resumption itself works (openssl s_client -sess_in: "Reused").
+    "sessionresumption_ticket": "testssl 3.0 cannot always test TLS 1.3 ticket resumption",
 }
 # Sections of a full run: a scan that skipped one must not pass.
 TESTSSL_COVERAGE = (
