@@ -21,6 +21,8 @@ TEMPLATES = Path(__file__).resolve().parent / "nginx"
 CONF_DIR = "/etc/nginx/conf.d"
 USER = "101:101"  # nginx-unprivileged
 HTTP_PORT, HTTPS_PORT = 8080, 8443  # inside the container: no capability needed
+# Retry-After of nginx's 503 while web is unreachable: about one web restart or task start.
+RETRY_AFTER_SECONDS = 5
 
 
 class _Template(string.Template):
@@ -30,7 +32,11 @@ class _Template(string.Template):
 def render_conf(cfg: StackConfig) -> str:
     suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
     return _Template((TEMPLATES / "default.conf.tmpl").read_text()).substitute(
-        domain=cfg.domain, https_port_suffix=suffix, web_host=app.HOST, web_port=app.PORT
+        domain=cfg.domain,
+        https_port_suffix=suffix,
+        web_host=app.HOST,
+        web_port=app.PORT,
+        retry_after=RETRY_AFTER_SECONDS,
     )
 
 

@@ -36,8 +36,9 @@ apt_install() {
 
 install_packages() {
   apt_install docker.io ca-certificates curl
-  # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest).
-  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2
+  # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest),
+  # testssl.sh (TLS scan of the prod stack's nginx).
+  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh
 }
 
 install_buildx() {

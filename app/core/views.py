@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from core.models import Message
 from core.tasks import word_count as word_count_task
@@ -31,19 +31,19 @@ def _bad_request(limit: int | None = None) -> JsonResponse:
     return JsonResponse({"error": detail}, status=400)
 
 
-@require_GET
+@require_safe  # GET and HEAD: monitors and link checkers send HEAD
 def index(request: HttpRequest) -> HttpResponse:
     return render(request, "core/index.html", {"messages": Message.objects.all()[:50]})
 
 
-@require_GET
+@require_safe
 def version(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"version": settings.APP_VERSION})
 
 
 # A JSON API without cookie-based authentication: there is no session for CSRF to protect.
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def messages(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         text = _text_from(request)
@@ -65,7 +65,7 @@ def word_count(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"task_id": result.id}, status=202)
 
 
-@require_GET
+@require_safe
 def task_result(request: HttpRequest, task_id: str) -> JsonResponse:
     result = AsyncResult(task_id)
     return JsonResponse(

@@ -4,12 +4,13 @@ nginx configuration carries the TLS, proxy and header rules."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
 from components import hardening
 from components.config import StackConfig
-from components.nginx import render_conf
+from components.nginx import RETRY_AFTER_SECONDS, TEMPLATES, render_conf
 from components.spec import Capability, HealthCheck, Limits, Mount, ServiceSpec
 
 GOOD = ServiceSpec(
@@ -75,10 +76,72 @@ def test_nginx_config_redirects_proxies_and_denies_metrics():
         assert f"proxy_set_header {header};" in conf
     metrics = conf.split("location = /metrics {", 1)[1].split("}", 1)[0]
     assert "return 404" in metrics
-    static = conf.split("location /static/ {", 1)[1].split("}", 1)[0]
+    static = block(conf, "location /static/ {")
     assert "immutable" in static and "security-headers.inc" in static
+    assert "expires" not in static  # it would send a second Cache-Control header
     assert "@@" not in conf
 
 
 def test_nginx_redirect_keeps_a_non_default_https_port():
     assert "return 301 https://$host:8443$request_uri;" in nginx_conf(8443)
+
+
+SECURITY_HEADERS = (
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Content-Security-Policy",
+)
+
+
+def block(conf: str, opening: str) -> str:
+    """The body of the (innermost) block that starts with `opening`."""
+    return conf.split(opening, 1)[1].split("}", 1)[0]
+
+
+def test_nginx_sends_each_security_header_only_when_the_app_did_not():
+    conf = nginx_conf()
+    headers = (TEMPLATES / "security-headers.inc").read_text()
+    added = re.findall(r"^add_header (\S+) (\S+) always;$", headers, re.M)
+    assert sorted(name for name, _ in added) == sorted(SECURITY_HEADERS)
+    for name, value in added:
+        # The value is a variable mapped from the app's own header of that name: nginx's
+        # default when the app sent none, empty (so not sent at all) when it did.
+        upstream = "$upstream_http_" + name.lower().replace("-", "_")
+        body = block(conf, f"map {upstream} {value} {{")
+        entries = [line.strip() for line in body.strip().splitlines()]
+        assert len(entries) == 2 and re.fullmatch(r'"" "[^"]+";', entries[0]), name
+        assert entries[1] == 'default "";', name
+        # ... and nothing else in the configuration adds it.
+        assert not re.search(rf"add_header {name}\b", conf, re.I)
+
+
+def test_every_nginx_block_with_its_own_headers_includes_the_security_headers():
+    # add_header is not inherited by a block that has its own: such a block must include them.
+    conf = nginx_conf()
+    bodies = [block(conf, opening) for opening in re.findall(r"location [^{]+\{", conf)]
+    with_headers = [body for body in bodies if "add_header" in body]
+    assert len(with_headers) == 2  # static files and the 503 page
+    for body in with_headers:
+        assert "include /etc/nginx/conf.d/security-headers.inc;" in body
+
+
+def test_nginx_offers_only_the_mozilla_intermediate_tls_profile():
+    conf = nginx_conf()
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    (ciphers,) = re.findall(r"^\s*ssl_ciphers (\S+);$", conf, re.M)
+    aead = re.compile(r"ECDHE-(ECDSA|RSA)-(AES128-GCM-SHA256|AES256-GCM-SHA384|CHACHA20-POLY1305)")
+    suites = ciphers.split(":")
+    assert len(suites) == 6 and all(aead.fullmatch(suite) for suite in suites), suites
+
+
+def test_nginx_answers_503_with_retry_after_only_when_web_is_unreachable():
+    conf = nginx_conf()
+    proxy = block(conf, "set $web_upstream")
+    assert "error_page 502 504 = @web_unavailable;" in proxy
+    # The app's own error answers (a 500, a 503 with its Retry-After) pass untouched.
+    assert not re.search(r"^\s*proxy_intercept_errors on", conf, re.M)
+    unavailable = block(conf, "location @web_unavailable {")
+    assert "return 503 " in unavailable
+    assert f"add_header Retry-After {RETRY_AFTER_SECONDS} always;" in unavailable

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes get /health/ and /metrics before host validation and the HTTPS redirect.
     "core.middleware.ProbeMiddleware",
+    # Database unreachable during a view: 503 + Retry-After rather than 500.
+    "core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
