@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 # Local stand-in for python:3.x-slim (scripts/testbed.sh); registries are unreachable here.
-BASE_IMAGE = "djangostack-testbed/python:latest"
+BASE_IMAGE = "djangostack-testbed/python:3.13"
 # pip inside builds goes through a TLS-intercepting proxy whose CA is in the host bundle.
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUNTIME_TAG = "djangostack/web:test"
