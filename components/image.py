@@ -64,6 +64,7 @@ class ImageArgs:
 class Image(pulumi.ComponentResource):
     """Builds `docker/Dockerfile` with context `app/`: target `development` (dev) or
     `runtime` (prod); pushed when a registry is configured, else loaded into the local engine.
+    The dependency layout found in appDir (cfg.dependencies) goes in as build args.
 
     Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
@@ -114,6 +115,8 @@ class Image(pulumi.ComponentResource):
                     "BASE_IMAGE": cfg.base_image,
                     "VERSION": cfg.image_tag,
                     "REVISION": self.revision,
+                    # Which files declare the dependencies and how to install them.
+                    **cfg.dependencies.build_args(),
                 },
                 secrets=secrets or None,
                 cache_from=cache_from,
