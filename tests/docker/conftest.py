@@ -1,6 +1,7 @@
 """Shared fixtures of the Docker layer: an engine client, the runtime image built once per
 session, an image builder, and removal of everything a session creates (found by label)."""
 
+import re
 import shutil
 import subprocess
 import uuid
@@ -31,6 +32,18 @@ SESSION_ID = uuid.uuid4().hex[:12]
 LABELS = {"djangostack.test": "1", "djangostack.session": SESSION_ID}
 
 BuildImage = Callable[..., str]
+# Names the dependency install step of docker/Dockerfile in BuildKit's log, whatever the layout:
+# the step's title is its whole command (build args expanded), including the uv branch.
+INSTALL_STEP = "uv export --frozen --no-dev"
+
+
+def step_cached(log: str, command_fragment: str) -> bool:
+    """Whether the build step whose title contains `command_fragment` was a cache hit
+    (BuildKit's plain progress: `#N [stage i/n] RUN ...` then `#N CACHED`)."""
+    titles = re.findall(r"^#(\d+) \[[^\]]+\] (.*)$", log, flags=re.MULTILINE)
+    steps = {step for step, title in titles if command_fragment in title}
+    assert steps, f"no build step matching {command_fragment!r} in the log"
+    return all(re.search(rf"^#{step} CACHED$", log, flags=re.MULTILINE) for step in steps)
 
 
 @pytest.fixture(scope="session")
