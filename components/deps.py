@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.buildcontext import ignore_patterns, ignored
+
 # Tried in this order when the project has only a requirements/ directory: what production
 # installs first, then the shared base most layouts split it from.
 REQUIREMENTS_DIR_CANDIDATES = (
@@ -102,11 +104,19 @@ def requirements_closure(entry: Path, app_dir: Path) -> tuple[str, ...]:
     return tuple(sorted(_rel(file, app_dir) for file in seen))
 
 
-def _checked(deps: Dependencies) -> Dependencies:
+def _checked(deps: Dependencies, app_dir: Path) -> Dependencies:
     unsafe = [name for name in deps.files if not _SAFE_NAME_RE.match(name)]
     if unsafe:
         raise DependencyError(
             f"dependency file names must be [A-Za-z0-9._/+@-] only (no spaces): {unsafe}"
+        )
+    # The build reads them from the context Docker sends, which .dockerignore filters.
+    patterns = ignore_patterns(app_dir)
+    hidden = [name for name in deps.files if ignored(name, patterns)]
+    if hidden:
+        raise DependencyError(
+            f"{', '.join(hidden)} excluded by {app_dir / '.dockerignore'}, so the build cannot "
+            "read it: remove the pattern that matches it"
         )
     return deps
 
@@ -123,10 +133,12 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
         if not entry.is_file():
             raise DependencyError(f"{requirements_file} does not exist in appDir {app_dir}")
         closure = requirements_closure(entry, app_dir)
-        return _checked(Dependencies("requirements", _rel(entry, app_dir), closure))
+        return _checked(Dependencies("requirements", _rel(entry, app_dir), closure), app_dir)
     pyproject = app_dir / "pyproject.toml"
     if pyproject.is_file() and (app_dir / "uv.lock").is_file():
-        return _checked(Dependencies("uv", "pyproject.toml", ("pyproject.toml", "uv.lock")))
+        return _checked(
+            Dependencies("uv", "pyproject.toml", ("pyproject.toml", "uv.lock")), app_dir
+        )
     if pyproject.is_file() and (app_dir / "poetry.lock").is_file():
         raise DependencyError(
             "Poetry projects (poetry.lock) are not installed directly yet: export the lock with "
@@ -139,6 +151,6 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
         entry = app_dir / candidate
         if entry.is_file():
             closure = requirements_closure(entry, app_dir)
-            return _checked(Dependencies("requirements", candidate, closure))
+            return _checked(Dependencies("requirements", candidate, closure), app_dir)
     tried = ", ".join(["pyproject.toml + uv.lock", *candidates])
     raise DependencyError(f"no dependency declaration found in appDir {app_dir} (tried {tried})")

@@ -157,3 +157,16 @@ def test_program_reports_a_missing_requirements_file(tmp_path: Path) -> None:
     assert f"djangostack:requirementsFile: nope.txt does not exist in appDir {ROOT / 'app'}" in (
         message
     )
+
+
+def test_dependency_file_hidden_by_dockerignore_is_reported(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            ".dockerignore": "*.txt\n!requirements.txt\n",
+            "requirements.txt": "-c constraints.txt\n",
+            "constraints.txt": "",
+        },
+    )
+    with pytest.raises(deps.DependencyError, match=r"^constraints.txt excluded by .*dockerignore"):
+        deps.detect(tmp_path)
