@@ -6,7 +6,7 @@ order they are tried (docs/image.md, "Dependency layouts"):
 
 1. `requirementsFile` set in the config: that pip requirements file (relative to appDir);
 2. `pyproject.toml` + `uv.lock`: the lock, exported by uv and installed by pip;
-3. `pyproject.toml` + `poetry.lock`: not installed yet, reported with the key that fixes it;
+3. `pyproject.toml` + `poetry.lock`: the lock, exported by Poetry and installed by pip;
 4. `requirements.txt`;
 5. a `requirements/` directory: the first of REQUIREMENTS_DIR_CANDIDATES.
 
@@ -41,7 +41,8 @@ _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 class Dependencies:
     """What the build copies and how it installs it (build args DEP_KIND, DEP_ENTRY, DEP_FILES).
 
-    kind: "requirements" (pip install -r entry) or "uv" (uv export of uv.lock, then pip).
+    kind: "requirements" (pip install -r entry), "uv" or "poetry" (the tool exports the lock,
+    then pip installs the export).
     entry: the file the install starts from, relative to appDir.
     files: every file the install reads, relative to appDir (posix, sorted, entry included)."""
 
@@ -140,11 +141,8 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
             Dependencies("uv", "pyproject.toml", ("pyproject.toml", "uv.lock")), app_dir
         )
     if pyproject.is_file() and (app_dir / "poetry.lock").is_file():
-        raise DependencyError(
-            "Poetry projects (poetry.lock) are not installed directly yet: export the lock with "
-            "`poetry export --only main -o requirements/production.txt` and point "
-            "requirementsFile at it"
-        )
+        files = ("poetry.lock", "pyproject.toml")
+        return _checked(Dependencies("poetry", "pyproject.toml", files), app_dir)
     candidates = ["requirements.txt"]
     candidates += [f"requirements/{name}" for name in REQUIREMENTS_DIR_CANDIDATES]
     for candidate in candidates:
@@ -152,5 +150,5 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
         if entry.is_file():
             closure = requirements_closure(entry, app_dir)
             return _checked(Dependencies("requirements", candidate, closure), app_dir)
-    tried = ", ".join(["pyproject.toml + uv.lock", *candidates])
+    tried = ", ".join(["pyproject.toml + uv.lock", "pyproject.toml + poetry.lock", *candidates])
     raise DependencyError(f"no dependency declaration found in appDir {app_dir} (tried {tried})")

@@ -81,25 +81,28 @@ def test_requirements_directory_installs_production_only(
     assert "six" not in packages  # requirements/local.txt is not what production installs
 
 
-@pytest.fixture(scope="module")
-def uv_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return project_with("uv", tmp_path_factory.mktemp("uv") / "uv")
-
-
-def test_uv_lock_installs_locked_versions_without_dev_group(
-    uv_project: Path, build_image, docker_client: docker.DockerClient, labels: dict[str, str]
+@pytest.mark.parametrize(("layout", "lock_name"), [("uv", "uv.lock"), ("poetry", "poetry.lock")])
+def test_lock_installs_locked_versions_without_dev_group(
+    tmp_path: Path,
+    build_image,
+    docker_client: docker.DockerClient,
+    labels: dict[str, str],
+    layout: str,
+    lock_name: str,
 ) -> None:
-    lock = tomllib.loads((uv_project / "uv.lock").read_text())
-    locked = {p["name"]: p["version"] for p in lock["package"] if p["name"] != "uv-fixture"}
-    before, after = (f"djangostack/web:deps-uv-{n}-{RUN_ID}" for n in ("a", "b"))
-    build_image(uv_project, before, build_args=deps.detect(uv_project).build_args())
+    context = project_with(layout, tmp_path / layout)
+    lock = tomllib.loads((context / lock_name).read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"]}
+    before, after = (f"djangostack/web:deps-{layout}-{n}-{RUN_ID}" for n in ("a", "b"))
+    build_image(context, before, build_args=deps.detect(context).build_args())
 
     packages = installed(docker_client, before, labels)
     # Django and what it needs on Linux (tzdata is locked for Windows only), at the locked versions.
     production = {name: locked[name] for name in ("django", "asgiref", "sqlparse")}
     assert {name: packages.get(name) for name in production} == production
-    assert "six" not in packages and "uv" not in packages and "uv-fixture" not in packages
+    # Neither the dev group, nor the export tool, nor the project itself.
+    assert not {"six", "uv", "poetry", f"{layout}-fixture"} & set(packages)
 
-    (uv_project / "views.py").write_text(f"# a code change {secrets.token_hex(8)}\n")
-    rebuilt = build_image(uv_project, after, build_args=deps.detect(uv_project).build_args())
+    (context / "views.py").write_text(f"# a code change {secrets.token_hex(8)}\n")
+    rebuilt = build_image(context, after, build_args=deps.detect(context).build_args())
     assert step_cached(rebuilt, INSTALL_STEP)

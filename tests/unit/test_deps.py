@@ -104,10 +104,13 @@ def test_uv_lock_wins_and_copies_pyproject_and_lock(tmp_path: Path) -> None:
     )
 
 
-def test_poetry_is_reported_with_the_way_out(tmp_path: Path) -> None:
-    write(tmp_path, {"pyproject.toml": "[tool.poetry]\n", "poetry.lock": ""})
-    with pytest.raises(deps.DependencyError, match=r"poetry export .* requirementsFile"):
-        deps.detect(tmp_path)
+def test_poetry_lock_copies_pyproject_and_lock(tmp_path: Path) -> None:
+    write(
+        tmp_path, {"pyproject.toml": "[tool.poetry]\n", "poetry.lock": "", "requirements.txt": ""}
+    )
+    assert deps.detect(tmp_path) == deps.Dependencies(
+        "poetry", "pyproject.toml", ("poetry.lock", "pyproject.toml")
+    )
 
 
 def test_requirements_file_override_wins(tmp_path: Path) -> None:
