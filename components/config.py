@@ -19,6 +19,8 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
+from components import deps
+
 PROJECT = "djangostack"
 ROOT = Path(__file__).resolve().parents[1]  # the directory of Pulumi.yaml
 
@@ -28,8 +30,9 @@ KEYS: dict[str, str] = {
     "orchestrator": "swarm",
     "namePrefix": "shop-prod",
     "appDir": "app",
+    "requirementsFile": "requirements/production.txt",
     "dockerfile": "docker/Dockerfile",
-    "baseImage": "python:3.12-slim",
+    "baseImage": "python:3.13-slim",
     "imageName": "djangostack/web",
     "imageTag": "1.4.2",
     "registry": "registry.example.com:5000",
@@ -106,6 +109,7 @@ class StackConfig:
     orchestrator: str  # "containers" | "swarm"
     name_prefix: str  # prefix of every Docker object name
     app_dir: Path
+    dependencies: deps.Dependencies  # how appDir declares its Python dependencies
     dockerfile: Path
     base_image: str
     image_name: str
@@ -304,6 +308,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         r.problem("registryPassword", "registryUsername and registryPassword go together")
 
     app_dir = r.path("appDir", directory=True) or root / "app"
+    dependencies = _dependencies(r, app_dir)
     dockerfile = r.path("dockerfile")
     if dockerfile is None:
         r.problem("dockerfile", "is required")
@@ -367,6 +372,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         orchestrator=orchestrator,
         name_prefix=name_prefix,
         app_dir=app_dir,
+        dependencies=dependencies,
         dockerfile=dockerfile,
         base_image=r.reference("baseImage"),
         image_name=image_name,
@@ -417,3 +423,16 @@ def _identifier(r: _Reader, key: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
         r.problem(key, f"must match [a-z_][a-z0-9_]* (max 63), got {value!r}")
     return value
+
+
+def _dependencies(r: _Reader, app_dir: Path) -> deps.Dependencies:
+    """The project's dependency layout (components/deps.py); a bad one is a config problem, so
+    a missing include stops the preview naming its file and line."""
+    fallback = deps.Dependencies("requirements", "requirements.txt", ("requirements.txt",))
+    if not app_dir.is_dir():
+        return fallback  # appDir itself is already reported
+    try:
+        return deps.detect(app_dir, r.text("requirementsFile"))
+    except deps.DependencyError as error:
+        r.problem("requirementsFile", str(error))
+        return fallback

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,34 +9,8 @@ from pathlib import Path
 import pulumi
 import pulumi_docker_build as docker_build
 
+from components.buildcontext import ignore_patterns, ignored
 from components.config import StackConfig
-
-
-def _ignore_patterns(context: Path) -> list[str]:
-    ignore = context / ".dockerignore"
-    if not ignore.is_file():
-        return []
-    lines = (line.strip() for line in ignore.read_text().splitlines())
-    return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
-
-
-def _ignored(path: str, patterns: list[str]) -> bool:
-    """.dockerignore semantics, roughly: last matching pattern wins, `!` re-includes, a pattern
-    matches a path or any of its parent directories, `**/` matches any depth."""
-    parts = path.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    ignored = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        body = pattern[1:] if negate else pattern
-        globs = {body, body.removeprefix("**/")}
-        if any(
-            fnmatch.fnmatchcase(c, g) or (fnmatch.fnmatchcase(c, f"*/{g}") and g != body)
-            for c in candidates
-            for g in globs
-        ):
-            ignored = not negate
-    return ignored
 
 
 def context_hash(context: Path, dockerfile: Path) -> str:
@@ -46,10 +19,10 @@ def context_hash(context: Path, dockerfile: Path) -> str:
     (and the unit tests) see the image change."""
     digest = hashlib.sha256()
     digest.update(dockerfile.read_bytes())
-    patterns = _ignore_patterns(context)
+    patterns = ignore_patterns(context)
     for file in sorted(p for p in context.rglob("*") if p.is_file()):
         rel = file.relative_to(context).as_posix()
-        if _ignored(rel, patterns):
+        if ignored(rel, patterns):
             continue
         digest.update(rel.encode() + b"\0")
         digest.update(hashlib.sha256(file.read_bytes()).digest())
@@ -64,6 +37,7 @@ class ImageArgs:
 class Image(pulumi.ComponentResource):
     """Builds `docker/Dockerfile` with context `app/`: target `development` (dev) or
     `runtime` (prod); pushed when a registry is configured, else loaded into the local engine.
+    The dependency layout found in appDir (cfg.dependencies) goes in as build args.
 
     Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
@@ -114,6 +88,8 @@ class Image(pulumi.ComponentResource):
                     "BASE_IMAGE": cfg.base_image,
                     "VERSION": cfg.image_tag,
                     "REVISION": self.revision,
+                    # Which files declare the dependencies and how to install them.
+                    **cfg.dependencies.build_args(),
                 },
                 secrets=secrets or None,
                 cache_from=cache_from,

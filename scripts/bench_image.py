@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_IMAGE = "djangostack-testbed/python:latest"
+BASE_IMAGE = "djangostack-testbed/python:3.13"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # The naive Dockerfile runs the base's own pip, as python:3.12 has one; the local stand-in (Debian's
 # python3) has none, so for the naive build the base gets pip from the wheel python3-venv ships,

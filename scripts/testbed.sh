@@ -103,29 +103,39 @@ recipe_hash() {  # hash of every file of a recipe folder plus extra strings
 
 image_has_hash() { [ "$(docker image inspect -f '{{index .Config.Labels "testbed.recipe"}}' "$1" 2>/dev/null || true)" = "$2" ]; }
 
-build_debian_base() {
-  local mirror hash tag=djangostack-testbed/debian:bookworm
+# Official python images set PATH with the sbin dirs (groupadd, useradd live in /usr/sbin);
+# an imported rootfs has no environment, so the trixie base sets it the same way.
+IMPORT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+build_debian_base() {  # suite; prints the recipe hash
+  local suite="$1" mirror hash tag="djangostack-testbed/debian:$1" changes=()
   mirror=$(debian_mirror)
-  hash=$(printf 'minbase bookworm %s v1' "$mirror" | sha256sum | cut -c1-16)
+  if [ "$suite" = bookworm ]; then
+    hash=$(printf 'minbase bookworm %s v1' "$mirror" | sha256sum | cut -c1-16)
+  else
+    hash=$(printf 'minbase %s %s path v1' "$suite" "$mirror" | sha256sum | cut -c1-16)
+    changes=(-c "ENV PATH=$IMPORT_PATH")
+  fi
   if image_has_hash "$tag" "$hash"; then echo "$hash"; return 0; fi
-  log "debootstrapping bookworm minbase (about 2 minutes)"
-  local dir="$STATE_DIR/rootfs"
+  log "debootstrapping $suite minbase (1 to 2 minutes)"
+  local dir="$STATE_DIR/rootfs-$suite"
   as_root rm -rf "$dir"
-  as_root debootstrap --variant=minbase --include=ca-certificates bookworm "$dir" "$mirror" >"$STATE_DIR/debootstrap.log" 2>&1 ||
-    { tail -n 30 "$STATE_DIR/debootstrap.log" >&2; exit 1; }
+  as_root debootstrap --variant=minbase --include=ca-certificates "$suite" "$dir" "$mirror" >"$STATE_DIR/debootstrap-$suite.log" 2>&1 ||
+    { tail -n 30 "$STATE_DIR/debootstrap-$suite.log" >&2; exit 1; }
   as_root rm -rf "$dir/var/cache/apt/archives"/*.deb "$dir/var/lib/apt/lists"/*
-  as_root tar -C "$dir" -c . | docker import -c "LABEL testbed.recipe=$hash" -c 'CMD ["bash"]' - "$tag" >/dev/null
+  as_root tar -C "$dir" -c . |
+    docker import -c "LABEL testbed.recipe=$hash" "${changes[@]}" -c 'CMD ["bash"]' - "$tag" >/dev/null
   as_root rm -rf "$dir"
   echo "$hash"
 }
 
-build_standin() {  # name, base hash
-  local name="$1" base_hash="$2" tag="djangostack-testbed/$1:latest" hash
+build_standin() {  # name, tag, Debian suite of its base, base hash
+  local name="$1" tag="djangostack-testbed/$1:$2" suite="$3" base_hash="$4" hash
   hash=$(recipe_hash "$RECIPES/$name" "$base_hash")
   if image_has_hash "$tag" "$hash"; then return 0; fi
   log "building stand-in image $tag"
   docker buildx build --load -q --label "testbed.recipe=$hash" -t "$tag" \
-    --build-arg BASE=djangostack-testbed/debian:bookworm "$RECIPES/$name" >/dev/null
+    --build-arg BASE="djangostack-testbed/debian:$suite" "$RECIPES/$name" >/dev/null
 }
 
 main() {
@@ -135,9 +145,12 @@ main() {
   init_swarm
   # `engine`: what a deploy host needs (engine, BuildKit, swarm); no test stand-ins.
   [ "${1:-}" = engine ] && return 0
-  local base_hash
-  base_hash=$(build_debian_base)
-  for name in python postgres redis nginx prometheus; do build_standin "$name" "$base_hash"; done
+  local bookworm trixie
+  bookworm=$(build_debian_base bookworm)
+  trixie=$(build_debian_base trixie)
+  # python:3.13 stands in for python:3.13-slim (Debian 13): current Django needs Python >= 3.12.
+  build_standin python 3.13 trixie "$trixie"
+  for name in postgres redis nginx prometheus; do build_standin "$name" latest bookworm "$bookworm"; done
   log "ready: $(docker version -f 'engine {{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}')"
 }
 

@@ -1,6 +1,7 @@
 """Shared fixtures of the Docker layer: an engine client, the runtime image built once per
 session, an image builder, and removal of everything a session creates (found by label)."""
 
+import re
 import shutil
 import subprocess
 import uuid
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 # Local stand-in for python:3.x-slim (scripts/testbed.sh); registries are unreachable here.
-BASE_IMAGE = "djangostack-testbed/python:latest"
+BASE_IMAGE = "djangostack-testbed/python:3.13"
 # pip inside builds goes through a TLS-intercepting proxy whose CA is in the host bundle.
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUNTIME_TAG = "djangostack/web:test"
@@ -31,6 +32,18 @@ SESSION_ID = uuid.uuid4().hex[:12]
 LABELS = {"djangostack.test": "1", "djangostack.session": SESSION_ID}
 
 BuildImage = Callable[..., str]
+# Names the dependency install step of docker/Dockerfile in BuildKit's log, whatever the layout:
+# the step's title is its whole command (build args expanded), including the uv branch.
+INSTALL_STEP = "uv export --frozen --no-dev"
+
+
+def step_cached(log: str, command_fragment: str) -> bool:
+    """Whether the build step whose title contains `command_fragment` was a cache hit
+    (BuildKit's plain progress: `#N [stage i/n] RUN ...` then `#N CACHED`)."""
+    titles = re.findall(r"^#(\d+) \[[^\]]+\] (.*)$", log, flags=re.MULTILINE)
+    steps = {step for step, title in titles if command_fragment in title}
+    assert steps, f"no build step matching {command_fragment!r} in the log"
+    return all(re.search(rf"^#{step} CACHED$", log, flags=re.MULTILINE) for step in steps)
 
 
 @pytest.fixture(scope="session")

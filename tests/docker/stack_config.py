@@ -16,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = {
-    "baseImage": "djangostack-testbed/python:latest",
+    "baseImage": "djangostack-testbed/python:3.13",
     "postgresImage": "djangostack-testbed/postgres:latest",
     "redisImage": "djangostack-testbed/redis:latest",
     "nginxImage": "djangostack-testbed/nginx:latest",

@@ -227,7 +227,7 @@ def test_unimplemented_types_and_inputs_are_errors_naming_them(tmp_path: Path, c
     mocks = DockerEngineMocks(name, tmp_path)
     with pytest.raises(UnsupportedInput, match="docker:index/registryImage:RegistryImage"):
         mocks.new_resource(_args("docker:index/registryImage:RegistryImage", "x", {}))
-    image = "djangostack-testbed/python:latest"
+    image = "djangostack-testbed/python:3.13"
     with pytest.raises(UnsupportedInput, match=r"Container c\.fooBar"):
         mocks.new_resource(_args(CONTAINER, "c", {"image": image, "fooBar": 1}))
     with pytest.raises(UnsupportedInput, match=r"privileged=True"):
@@ -247,7 +247,7 @@ def test_container_that_turns_unhealthy_fails_with_logs_and_probe_output(tmp_pat
     name = f"hs-{uuid.uuid4().hex[:8]}"
     mocks = DockerEngineMocks(name, tmp_path)
     inputs = {
-        "image": "djangostack-testbed/python:latest",
+        "image": "djangostack-testbed/python:3.13",
         "name": f"{name}-sick",
         "command": [
             "python",

@@ -16,6 +16,7 @@ from typing import IO, Any
 import docker
 import pytest
 import requests
+from conftest import INSTALL_STEP, step_cached
 from docker.models.containers import Container
 from docker.models.images import Image
 
@@ -30,7 +31,6 @@ HARDENED: dict[str, Any] = {
     "security_opt": ["no-new-privileges"],
     "tmpfs": {"/tmp": ""},
 }
-PIP_INSTALL = "pip install -r /tmp/requirements.txt"
 # Things a careless build context would carry into the image (.dockerignore must keep them out).
 PLANTED = {
     ".git/HEAD": "ref: refs/heads/main\n",
@@ -60,15 +60,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
-
-
-def step_cached(log: str, command_fragment: str) -> bool:
-    """Whether the build step whose title contains `command_fragment` was a cache hit
-    (BuildKit's plain progress: `#N [stage i/n] RUN ...` then `#N CACHED`)."""
-    titles = re.findall(r"^#(\d+) \[[^\]]+\] (.*)$", log, flags=re.MULTILINE)
-    steps = {step for step, title in titles if command_fragment in title}
-    assert steps, f"no build step matching {command_fragment!r} in the log"
-    return all(re.search(rf"^#{step} CACHED$", log, flags=re.MULTILINE) for step in steps)
 
 
 def saved_image(tag: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
@@ -225,7 +216,7 @@ def test_code_change_reuses_dependency_layer(tmp_path: Path, build_image: BuildI
         views.write(f"\n# a one-line source change {secrets.token_hex(8)}\n")
     log = build_image(context, after)
 
-    assert step_cached(log, PIP_INSTALL)
+    assert step_cached(log, INSTALL_STEP)
     assert not step_cached(log, "COPY . .")
     layers_before, layers_after = layers_by_command(before), layers_by_command(after)
     venv = "COPY /opt/venv /opt/venv"
@@ -244,7 +235,7 @@ def test_build_secret_is_nowhere_in_image(tmp_path: Path, build_image: BuildImag
     tag = f"djangostack/web:secret-{RUN_ID}"
     log = build_image(context, tag, secrets={"pip_conf": pip_conf})
 
-    assert not step_cached(log, PIP_INSTALL)
+    assert not step_cached(log, INSTALL_STEP)
     history = subprocess.run(
         ["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True
     ).stdout
