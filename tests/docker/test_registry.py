@@ -119,7 +119,7 @@ def deployed(registry: str, tmp_path_factory: pytest.TempPathFactory):
         "namePrefix": name,
         "registry": registry,
         "imageTag": VERSION,
-        "baseImage": f"{TESTBED}/python:latest",
+        "baseImage": f"{TESTBED}/python:3.13",
         "postgresImage": f"{TESTBED}/postgres:latest",
         "redisImage": f"{TESTBED}/redis:latest",
         "nginxImage": f"{TESTBED}/nginx:latest",
