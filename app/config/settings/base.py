@@ -71,6 +71,32 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 3600
+# A task survives the loss of its worker (docs/operations.md, "Celery: tasks survive worker
+# loss"); tasks must therefore be idempotent: any of them may run more than once.
+# Acknowledge a task message only once the task has finished, not when it starts: the message
+# of a task whose worker dies stays unacknowledged in Redis and is delivered again.
+CELERY_TASK_ACKS_LATE = True
+# A prefork child killed mid-task (OOM killer, SIGKILL) puts the message back on the queue
+# instead of acknowledging it as failed. A task that kills its child every time loops.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Reserve one message per process: a dead worker takes down no unstarted tasks beyond those
+# it was running, and a reserved message does not wait (its visibility clock running) behind
+# a long task in a busy worker.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis cannot tell a dead consumer from a slow one (Kombu emulates acknowledgements): an
+# unacknowledged message is delivered again once it has been out for the visibility timeout,
+# counted from its delivery, whether or not its first worker still runs it. Kombu's
+# 3600 s default means a task lost with its worker waits an hour; 300 s brings it back within
+# ~5 minutes and still lies above this project's tasks (sub-second) and Celery's default retry
+# countdown (180 s). A task (or ETA/countdown) longer than this runs twice concurrently:
+# raise CELERY_VISIBILITY_TIMEOUT (seconds) above the longest one.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    # Look for overdue messages every 10 s (Kombu's default scans every 10th 10 s tick, so a
+    # lost task could wait 100 s past its timeout).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
 
 LOGGING = {
     "version": 1,
