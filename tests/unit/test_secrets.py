@@ -19,6 +19,8 @@ import pytest
 from conftest import COMMAND, CONTAINER, SERVICE, run
 
 from components import renderers
+from policy import rules
+from policy.evaluate import evaluate
 from tests import program
 from tests.program import ProgramResult, Registration
 
@@ -209,3 +211,43 @@ def test_the_file_writer_fails_when_stdin_lacks_a_file(tmp_path):
     )
     assert proc.returncode != 0
     assert "expected files A B on stdin, got: A" in proc.stderr
+
+
+# The policy pack holds every stack to the same rule (policy/rules.py).
+SECRET_ENV_POLICY = [p for p in rules.POLICIES if p.name == "no-secret-values-in-env"]
+
+
+def _policy_messages(typ: str, props: dict[str, Any]) -> list[str]:
+    urn = f"urn:pulumi:prod::djangostack::{typ}::res"
+    return [
+        v.message
+        for v in evaluate([rules.StackResource(typ, "res", urn, props)], None, SECRET_ENV_POLICY)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typ", "props"),
+    [
+        (CONTAINER, {"envs": ["REDIS_URL=redis://redis", "POSTGRES_PASSWORD=x"]}),
+        (SERVICE, {"taskSpec": {"containerSpec": {"env": {"SECRET_KEY": "x"}}}}),
+        (
+            COMMAND,
+            {"create": "docker run -e DATABASE_URL img", "environment": {"DATABASE_URL": "x"}},
+        ),
+    ],
+)
+def test_the_policy_rejects_a_secret_given_as_an_env_value(typ, props):
+    (message,) = _policy_messages(typ, props)
+    assert "docker inspect" in message and "_FILE" in message
+
+
+@pytest.mark.parametrize(
+    ("typ", "props"),
+    [
+        (CONTAINER, {"envs": ["POSTGRES_PASSWORD_FILE=/run/secrets/POSTGRES_PASSWORD"]}),
+        (SERVICE, {"taskSpec": {"containerSpec": {"env": {"SECRET_KEY_FILE": "/run/secrets/K"}}}}),
+        (COMMAND, {"create": "docker run img", "environment": {"PGPASSFILE": "/run/secrets/P"}}),
+    ],
+)
+def test_the_policy_accepts_secrets_given_as_files(typ, props):
+    assert _policy_messages(typ, props) == []
