@@ -413,10 +413,22 @@ def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -
     )
 
 
-def docker_run_args(spec: ServiceSpec, stdin: bool = False) -> list[pulumi.Input[str]]:
-    """`docker run` arguments for a hardened one-shot (`-i` when it reads stdin); env values are
-    passed by name only (`-e NAME`), so they never appear on a command line. A spec with
-    `secret_env` goes through `run_once`, which turns it into stdin."""
+def secrets_tmpfs_options(user: str) -> str:
+    """Options of a job's tmpfs at SECRETS_DIR: owned by the job's user, private to it. An
+    owner, not only a mode: when the image already has that directory (BuildKit leaves an
+    empty /run/secrets behind a `RUN --mount=type=secret`), Docker gives the tmpfs the
+    directory's mode (root 0755), whatever `mode=` says."""
+    uid, _, gid = user.partition(":")
+    return f"rw,noexec,nosuid,nodev,size=1m,mode=0700,uid={uid},gid={gid or uid}"
+
+
+def docker_run_args(
+    spec: ServiceSpec, stdin: bool = False, secrets_tmpfs: bool = False
+) -> list[pulumi.Input[str]]:
+    """`docker run` arguments for a hardened one-shot (`-i` when it reads stdin, a private tmpfs
+    at SECRETS_DIR with `secrets_tmpfs`); env values are passed by name only (`-e NAME`), so
+    they never appear on a command line. A spec with `secret_env` goes through `run_once`,
+    which turns it into stdin."""
     if spec.secret_env:
         raise hardening.HardeningError(f"job {spec.name}: secret_env is for run_once only")
     args: list[pulumi.Input[str]] = [
@@ -441,6 +453,8 @@ def docker_run_args(spec: ServiceSpec, stdin: bool = False) -> list[pulumi.Input
         args += ["--label", f"{key}={value}"]
     for path in spec.tmpfs:
         args += ["--tmpfs", f"{path}:{hardening.TMPFS_OPTIONS}"]
+    if secrets_tmpfs:
+        args += ["--tmpfs", f"{SECRETS_DIR}:{secrets_tmpfs_options(spec.user)}"]
     # One network at most: a one-shot needs only the backend (or none at all).
     args += ["--network", spec.networks[0].name if spec.networks else "none"]
     for m in spec.mounts:
@@ -462,6 +476,7 @@ def _docker_run(
     stdin: pulumi.Input[str] | None,
     triggers: list[pulumi.Input],
     opts: pulumi.ResourceOptions,
+    secrets_tmpfs: bool = False,
 ) -> command.local.Command:
     """`docker run` of an already hardened spec without secret_env, fed `stdin` when given."""
     secret_outputs = None
@@ -471,7 +486,9 @@ def _docker_run(
     return command.local.Command(
         name,
         command.local.CommandArgs(
-            create=pulumi.Output.all(*docker_run_args(spec, stdin is not None)).apply(shlex.join),
+            create=pulumi.Output.all(
+                *docker_run_args(spec, stdin is not None, secrets_tmpfs)
+            ).apply(shlex.join),
             environment=dict(spec.env) or None,
             stdin=stdin,
             triggers=triggers,
@@ -491,7 +508,7 @@ def run_once(
     non-zero.
 
     Secrets arrive on the job's stdin (a secret input of the `Command`): a shell prologue writes
-    them as 0400 files into a tmpfs at SECRETS_DIR, then `exec`s the job's command with
+    them as 0400 files into a private tmpfs at SECRETS_DIR, then `exec`s the job's command with
     `KEY_FILE` set. The job's image needs a POSIX shell with `base64`."""
     spec = hardening.harden(spec, long_running=False)
     if not spec.secret_env:
@@ -508,6 +525,5 @@ def run_once(
         command=("sh", "-c", prologue, "sh", *spec.command),
         env={**spec.env, **_secret_file_env(spec)},
         secret_env={},
-        tmpfs=(*spec.tmpfs, SECRETS_DIR),
     )
-    return _docker_run(name, job, stdin, triggers, opts)
+    return _docker_run(name, job, stdin, triggers, opts, secrets_tmpfs=True)

@@ -162,7 +162,9 @@ def test_jobs_get_secret_files_in_a_tmpfs_and_the_backup_a_pgpass_file(result):
     for suffix, keys in (("migration-run", {"SECRET_KEY", "DATABASE_URL"}), ("backup-run", None)):
         job = command(result, suffix)
         create = job.plain_inputs["create"]
+        # Private to the job's user (10001 or Postgres's 999), whatever the image's directory.
         assert f"--tmpfs {renderers.SECRETS_DIR}:" in create
+        assert ",mode=0700,uid=" in create
         assert "--interactive" in create
         environment = job.plain_inputs["environment"]
         for key in keys or {"PGPASS"}:
