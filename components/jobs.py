@@ -19,6 +19,16 @@ from components.spec import TMP, Limits, Mount, ServiceSpec
 STATIC_DIR = "/srv/static"  # the image's mount point for the static volume (owned by 10001)
 
 
+PGPASS = "PGPASS"  # the backup job's secret: a .pgpass file (pg_dump reads no PGPASSWORD_FILE)
+
+
+def pgpass_line(cfg: StackConfig, password: str) -> str:
+    """The one `.pgpass` line for the stack's database (libpq escapes `:` and `\\` with a
+    backslash)."""
+    fields = [postgres.HOST, str(postgres.PORT), cfg.postgres_db, cfg.postgres_user, password]
+    return ":".join(f.replace("\\", "\\\\").replace(":", "\\:") for f in fields)
+
+
 @dataclass(frozen=True)
 class BackupArgs:
     cfg: StackConfig
@@ -56,8 +66,14 @@ class Backup(pulumi.ComponentResource):
                 "PGHOST": postgres.HOST,
                 "PGUSER": cfg.postgres_user,
                 "PGDATABASE": cfg.postgres_db,
+                # A 0400 file written by the job's prologue (renderers.run_once).
+                "PGPASSFILE": renderers.secret_file(PGPASS),
             },
-            secret_env={"PGPASSWORD": args.password},
+            secret_env={
+                PGPASS: pulumi.Output.from_input(args.password).apply(
+                    lambda password: pgpass_line(cfg, password)
+                )
+            },
             mounts=(Mount(target, self.volume.name),),
             networks=(Networks.attach(args.backend_network),),
         )

@@ -6,27 +6,40 @@
   rollback and secrets as Docker secrets.
 - `run_once`: a one-shot `docker run --rm` as a pulumi-command `Command` (migrations, backups,
   static sync, file writers); a non-zero exit fails the deploy.
+
+Secrets (`ServiceSpec.secret_env`) never become a value in a container's configuration (env,
+command, labels): every engine turns KEY into a file `/run/secrets/KEY` and sets `KEY_FILE` to
+its path (the app reads NAME_FILE, the postgres image POSTGRES_PASSWORD_FILE). Swarm: Docker
+secrets. Containers: 0400 files in the container's files volume, written by a one-shot writer.
+One-shot jobs: written into a tmpfs by a shell prologue of the job itself. The writer and the
+jobs receive the contents on stdin (a secret input of the `Command`), never in their env.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import posixpath
+import re
 import shlex
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
 from components import hardening
-from components.spec import TMP, Limits, Mount, ServiceSpec
+from components.spec import TMP, Limits, Mount, ServiceSpec, Upload
 
 # Swarm rollout: one task at a time, new one started (and healthy) before the old one stops,
 # watched for `monitor` after it starts; any failure rolls the service back.
 UPDATE_MONITOR = "30s"
 CONVERGE_TIMEOUT = "5m"
 SECRET_FILE_MODE = 0o400
+# Where every engine puts secret files (Swarm: Docker secrets; containers: the files volume;
+# one-shot jobs: a tmpfs); the app reads NAME_FILE.
+SECRETS_DIR = "/run/secrets"
 # A fresh named volume first mounted at /tmp inherits /tmp's mode 1777, so a non-root one-shot
 # can write into it without chown or any capability.
 WRITABLE_VOLUME_TARGET = TMP
@@ -37,62 +50,114 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _env_list(spec: ServiceSpec) -> list[pulumi.Input[str]]:
-    plain = [pulumi.Output.concat(k, "=", v) for k, v in spec.env.items()]
-    secret = [
-        pulumi.Output.secret(pulumi.Output.concat(k, "=", v)) for k, v in spec.secret_env.items()
-    ]
-    return plain + secret
+def secret_file(key: str) -> str:
+    """The path of the file holding secret `key` inside any container of the stack."""
+    return posixpath.join(SECRETS_DIR, key)
 
 
-def _upload_directory(spec: ServiceSpec) -> str:
-    directories = {posixpath.dirname(path) for path in spec.uploads}
+def _secret_file_env(spec: ServiceSpec) -> dict[str, str]:
+    """`KEY_FILE=/run/secrets/KEY` for each secret: the only trace of a secret in an env."""
+    return {f"{key}_FILE": secret_file(key) for key in sorted(spec.secret_env)}
+
+
+# File names the writer accepts: one shell word, no path, no leading dot or dash.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+def _write_files_script(directory: str, names: list[str]) -> str:
+    """POSIX sh (busybox too) that reads `name base64` lines from stdin (`_files_stdin`) and
+    writes each file into `directory`, mode 0400 under umask 077; a write goes to a new file
+    renamed over the old one (a 0400 file cannot be reopened for writing without
+    CAP_DAC_OVERRIDE). Fails unless exactly `names` arrived, so a missing stdin fails loudly."""
+    bad = [n for n in names if not _FILE_NAME.match(n)]
+    if bad:
+        raise hardening.HardeningError(f"file names {bad} must match {_FILE_NAME.pattern}")
+    expected = " ".join(sorted(names))
+    return (
+        "set -eu; umask 077; seen=''; "
+        "while read -r name data; do "
+        f'f="{directory}/.$name.new"; rm -f "$f"; '
+        'printf %s "$data" | base64 -d > "$f"; '
+        f'chmod {SECRET_FILE_MODE:o} "$f"; mv -f "$f" "{directory}/$name"; '
+        'seen="${seen:+$seen }$name"; '
+        "done; "
+        f'[ "$seen" = {shlex.quote(expected)} ] || '
+        f'{{ echo "expected files {expected} on stdin, got: $seen" >&2; exit 1; }}'
+    )
+
+
+def _files_stdin(files: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """One `name base64(content)` line per file, sorted by name (what `_write_files_script`
+    reads)."""
+    names = sorted(files)
+    return pulumi.Output.all(*[files[n] for n in names]).apply(
+        lambda contents: "".join(
+            f"{n} {base64.b64encode(c.encode()).decode()}\n"
+            for n, c in zip(names, contents, strict=True)
+        )
+    )
+
+
+def _files_of(spec: ServiceSpec) -> dict[str, Upload]:
+    """The spec's uploads plus one secret file per `secret_env` key (at `secret_file(key)`)."""
+    files = dict(spec.uploads)
+    for key, value in spec.secret_env.items():
+        files[secret_file(key)] = Upload(value, secret=True)
+    return files
+
+
+def _files_directory(spec: ServiceSpec, files: Mapping[str, Upload]) -> str:
+    directories = {posixpath.dirname(path) for path in files}
     if len(directories) != 1:
         raise hardening.HardeningError(
-            f"service {spec.name}: uploads must share one directory, got {sorted(directories)}"
+            f"service {spec.name}: uploads and secret files ({SECRETS_DIR}) must share one "
+            f"directory (one files volume), got {sorted(directories)}"
         )
     return directories.pop()
 
 
-def _uploads_volume(
+def _files_volume(
     name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions
 ) -> tuple[Mount, pulumi.Output[str], command.local.Command]:
-    """A volume filled with the spec's uploads by a one-shot run of `spec.files_image` (default:
-    the service's own image; a read-only container cannot receive `docker cp`); mounted
-    read-only by the service."""
-    directory = _upload_directory(spec)
+    """A volume filled with the spec's uploads and secret files by a one-shot run of
+    `spec.files_image` (default: the service's own image; a read-only container cannot receive
+    `docker cp`), as the service's user; mounted read-only by the service. The contents reach
+    the writer on stdin, never in its env or command line."""
+    files = _files_of(spec)
+    directory = _files_directory(spec, files)
     volume = docker.Volume(
         f"{name}-files",
         name=f"{spec.name}-files",
         labels=_volume_labels(spec.role),
         opts=opts,
     )
-    env: dict[str, pulumi.Input[str]] = {}
-    script = ["umask 077"]
-    for index, (path, upload) in enumerate(sorted(spec.uploads.items())):
-        var = f"DJANGOSTACK_FILE_{index}"
-        env[var] = pulumi.Output.secret(upload.content) if upload.secret else upload.content
-        target = posixpath.join(WRITABLE_VOLUME_TARGET, posixpath.basename(path))
-        script.append(f'printf "%s" "${var}" > {shlex.quote(target)}')
+    by_name = {posixpath.basename(path): upload for path, upload in files.items()}
+    stdin = _files_stdin({n: u.content for n, u in by_name.items()})
     # The hash (never the content) goes into a label so the service is replaced when a file
     # changes; unsecret: a sha256 of the files reveals nothing about them.
+    names = sorted(by_name)
     files_hash = pulumi.Output.unsecret(
-        pulumi.Output.all(*[spec.uploads[p].content for p in sorted(spec.uploads)]).apply(
-            lambda contents: _digest(*contents)[:16]
+        pulumi.Output.all(*[by_name[n].content for n in names]).apply(
+            lambda contents: _digest(*names, *contents)[:16]
         )
     )
-    writer = run_once(
-        f"{name}-files",
+    writer_spec = hardening.harden(
         ServiceSpec(
             name=f"{spec.name}-files",
             role="job",
             image=spec.image if spec.files_image is None else spec.files_image,
             user=spec.user,
             limits=JOB_LIMITS,
-            command=("sh", "-c", "; ".join(script)),
-            secret_env=env,
+            command=("sh", "-c", _write_files_script(WRITABLE_VOLUME_TARGET, names)),
             mounts=(Mount(WRITABLE_VOLUME_TARGET, volume.name),),
         ),
+        long_running=False,
+    )
+    secret = any(upload.secret for upload in by_name.values())
+    writer = _docker_run(
+        f"{name}-files",
+        writer_spec,
+        pulumi.Output.secret(stdin) if secret else stdin,
         triggers=[files_hash],
         opts=opts,
     )
@@ -128,8 +193,8 @@ def render_container(
     mounts = list(spec.mounts)
     labels: dict[str, pulumi.Input[str]] = dict(spec.labels)
     depends_on: list[pulumi.Resource] = []
-    if spec.uploads:
-        mount, files_hash, writer = _uploads_volume(name, spec, opts)
+    if spec.uploads or spec.secret_env:
+        mount, files_hash, writer = _files_volume(name, spec, opts)
         mounts.append(mount)
         labels["djangostack.files"] = files_hash
         depends_on.append(writer)
@@ -141,7 +206,11 @@ def render_container(
             image=spec.image,
             user=spec.user,
             command=list(spec.command) or None,
-            envs=_env_list(spec) or None,
+            envs=[
+                pulumi.Output.concat(k, "=", v)
+                for k, v in {**spec.env, **_secret_file_env(spec)}.items()
+            ]
+            or None,
             read_only=True,
             capabilities=docker.ContainerCapabilitiesArgs(
                 drops=list(hardening.CAP_DROP), adds=[c.name for c in spec.capabilities] or None
@@ -242,20 +311,19 @@ def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -
         )
     uid, _, gid = spec.user.partition(":")
     secrets = []
-    env: dict[str, pulumi.Input[str]] = dict(spec.env)
+    env: dict[str, pulumi.Input[str]] = {**spec.env, **_secret_file_env(spec)}
     for key, value in sorted(spec.secret_env.items()):
         secret = _docker_secret(name, spec, key, value, opts)
         secrets.append(
             docker.ServiceTaskSpecContainerSpecSecretArgs(
                 secret_id=secret.id,
                 secret_name=secret.name,
-                file_name=f"/run/secrets/{key}",
+                file_name=secret_file(key),
                 file_uid=uid,
                 file_gid=gid or uid,
                 file_mode=SECRET_FILE_MODE,
             )
         )
-        env[f"{key}_FILE"] = f"/run/secrets/{key}"
     health = spec.health
     rollout = {
         "parallelism": 1,
@@ -345,9 +413,24 @@ def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -
     )
 
 
-def docker_run_args(spec: ServiceSpec) -> list[pulumi.Input[str]]:
-    """`docker run` arguments for a hardened one-shot; env values are passed by name only
-    (`-e NAME`), so they never appear on a command line."""
+def secrets_tmpfs_options(user: str) -> str:
+    """Options of a job's tmpfs at SECRETS_DIR: owned by the job's user, private to it. An
+    owner, not only a mode: when the image already has that directory (BuildKit leaves an
+    empty /run/secrets behind a `RUN --mount=type=secret`), Docker gives the tmpfs the
+    directory's mode (root 0755), whatever `mode=` says."""
+    uid, _, gid = user.partition(":")
+    return f"rw,noexec,nosuid,nodev,size=1m,mode=0700,uid={uid},gid={gid or uid}"
+
+
+def docker_run_args(
+    spec: ServiceSpec, stdin: bool = False, secrets_tmpfs: bool = False
+) -> list[pulumi.Input[str]]:
+    """`docker run` arguments for a hardened one-shot (`-i` when it reads stdin, a private tmpfs
+    at SECRETS_DIR with `secrets_tmpfs`); env values are passed by name only (`-e NAME`), so
+    they never appear on a command line. A spec with `secret_env` goes through `run_once`,
+    which turns it into stdin."""
+    if spec.secret_env:
+        raise hardening.HardeningError(f"job {spec.name}: secret_env is for run_once only")
     args: list[pulumi.Input[str]] = [
         "docker", "run", "--rm", "--read-only",
         "--user", spec.user,
@@ -356,6 +439,8 @@ def docker_run_args(spec: ServiceSpec) -> list[pulumi.Input[str]]:
         "--pids-limit", str(spec.limits.pids),
         "--log-driver", hardening.LOG_DRIVER,
     ]  # fmt: skip
+    if stdin:
+        args.append("--interactive")
     for cap in hardening.CAP_DROP:
         args += ["--cap-drop", cap]
     for cap in spec.capabilities:
@@ -368,6 +453,8 @@ def docker_run_args(spec: ServiceSpec) -> list[pulumi.Input[str]]:
         args += ["--label", f"{key}={value}"]
     for path in spec.tmpfs:
         args += ["--tmpfs", f"{path}:{hardening.TMPFS_OPTIONS}"]
+    if secrets_tmpfs:
+        args += ["--tmpfs", f"{SECRETS_DIR}:{secrets_tmpfs_options(spec.user)}"]
     # One network at most: a one-shot needs only the backend (or none at all).
     args += ["--network", spec.networks[0].name if spec.networks else "none"]
     for m in spec.mounts:
@@ -378,9 +465,37 @@ def docker_run_args(spec: ServiceSpec) -> list[pulumi.Input[str]]:
                 "type=", m.type, ",source=", m.source, ",target=", m.target, readonly
             ),
         ]
-    for key in sorted({*spec.env, *spec.secret_env}):
+    for key in sorted(spec.env):
         args += ["-e", key]
     return [*args, spec.image, *spec.command]
+
+
+def _docker_run(
+    name: str,
+    spec: ServiceSpec,
+    stdin: pulumi.Input[str] | None,
+    triggers: list[pulumi.Input],
+    opts: pulumi.ResourceOptions,
+    secrets_tmpfs: bool = False,
+) -> command.local.Command:
+    """`docker run` of an already hardened spec without secret_env, fed `stdin` when given."""
+    secret_outputs = None
+    if stdin is not None:
+        # What the job prints is kept encrypted in the state like its input: it could echo it.
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
+    return command.local.Command(
+        name,
+        command.local.CommandArgs(
+            create=pulumi.Output.all(
+                *docker_run_args(spec, stdin is not None, secrets_tmpfs)
+            ).apply(shlex.join),
+            environment=dict(spec.env) or None,
+            stdin=stdin,
+            triggers=triggers,
+            logging=command.local.Logging.STDOUT_AND_STDERR,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, secret_outputs),
+    )
 
 
 def run_once(
@@ -390,17 +505,25 @@ def run_once(
     opts: pulumi.ResourceOptions,
 ) -> command.local.Command:
     """A hardened one-shot job, re-run when `triggers` change; the deploy fails when it exits
-    non-zero."""
+    non-zero.
+
+    Secrets arrive on the job's stdin (a secret input of the `Command`): a shell prologue writes
+    them as 0400 files into a private tmpfs at SECRETS_DIR, then `exec`s the job's command with
+    `KEY_FILE` set. The job's image needs a POSIX shell with `base64`."""
     spec = hardening.harden(spec, long_running=False)
-    environment: dict[str, pulumi.Input[str]] = dict(spec.env)
-    environment.update({k: pulumi.Output.secret(v) for k, v in spec.secret_env.items()})
-    return command.local.Command(
-        name,
-        command.local.CommandArgs(
-            create=pulumi.Output.all(*docker_run_args(spec)).apply(shlex.join),
-            environment=environment or None,
-            triggers=triggers,
-            logging=command.local.Logging.STDOUT_AND_STDERR,
-        ),
-        opts=opts,
+    if not spec.secret_env:
+        return _docker_run(name, spec, None, triggers, opts)
+    if not spec.command:
+        raise hardening.HardeningError(
+            f"job {spec.name}: a job with secrets needs an explicit command"
+        )
+    names = sorted(spec.secret_env)
+    prologue = _write_files_script(SECRETS_DIR, names) + '; exec "$@" </dev/null'
+    stdin = pulumi.Output.secret(_files_stdin(spec.secret_env))
+    job = dataclasses.replace(
+        spec,
+        command=("sh", "-c", prologue, "sh", *spec.command),
+        env={**spec.env, **_secret_file_env(spec)},
+        secret_env={},
     )
+    return _docker_run(name, job, stdin, triggers, opts, secrets_tmpfs=True)

@@ -2,7 +2,7 @@
 
 Components describe each service once as a `ServiceSpec`; `hardening.harden` adds the fixed
 hardening and checks the rules; a renderer (`renderers.render_container`,
-`renderers.render_service`, `renderers.oneshot_command`) turns it into engine resources.
+`renderers.render_service`, `renderers.run_once`) turns it into engine resources.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ class ServiceSpec:
     health: HealthCheck | None = None  # required for long-running services
     command: tuple[str, ...] = ()  # empty: the image's CMD
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The one place a service declares a secret. Never an env value: each KEY becomes the file
+    # renderers.secret_file(KEY) (/run/secrets/KEY) and the container gets KEY_FILE=<path>.
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     tmpfs: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()

@@ -11,6 +11,7 @@ this module only relies on the `Mapping`/`Sequence` interfaces.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
 NETWORK = "docker:index/network:Network"
 IMAGE = "docker-build:index:Image"
+COMMAND = "command:local:Command"
 
 ROLE_LABEL = "djangostack.role"
 # Stacks whose images must be immutable. Adding a production-like stack means adding it here.
@@ -44,6 +46,17 @@ DOCKER_SOCKET_PATHS = frozenset({"/var/run/docker.sock", "/run/docker.sock", "/v
 # Policy config of `no-new-privileges`: the operator's statement that every engine (and every
 # Swarm node) runs with `"no-new-privileges": true` in /etc/docker/daemon.json.
 DAEMON_NNP_KEY = "daemonNoNewPrivileges"
+# Environment variables whose name says they hold a secret. `docker inspect` shows a container's
+# env to anyone with Docker API access: such a value must be a file, named by NAME_FILE
+# (`ServiceSpec.secret_env` in the program does that, components/renderers.py).
+SECRET_ENV_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL|DATABASE_URL", re.IGNORECASE
+)
+
+
+def is_secret_env_name(name: str) -> bool:
+    """Whether env variable `name` holds a secret value (its `_FILE` form holds a path)."""
+    return bool(SECRET_ENV_NAME.search(name)) and not name.upper().endswith("_FILE")
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -131,6 +144,7 @@ class Workload:
     ports: tuple[Port, ...]
     publish_all_ports: bool
     one_shot: bool  # runs to completion (attach: true), like the migration step
+    env_names: tuple[str, ...]  # names of the environment variables it is given
 
     def __init__(self, name: str, urn: str, props: Mapping[str, Any]):
         self.name, self.stack, self.props = name, stack_of(urn), props
@@ -223,6 +237,10 @@ class Container(Workload):
     def one_shot(self) -> bool:
         return self.props.get("attach") is True
 
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(str(item).split("=", 1)[0] for item in _seq(self.props.get("envs")))
+
 
 class Service(Workload):
     kind = "service"
@@ -291,6 +309,10 @@ class Service(Workload):
     @property
     def host_paths(self) -> tuple[str, ...]:
         return tuple(_bind_sources(self._spec.get("mounts")))
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(_map(self._spec.get("env")))
 
     @property
     def ports(self) -> tuple[Port, ...]:
@@ -413,6 +435,24 @@ def check_docker_socket(w: Workload) -> Iterator[str]:
                 f"{w.where} mounts the Docker socket (host path {path}), which is root on the "
                 "host. Remove the mount (CIS 5.32)."
             )
+
+
+def _secret_env_messages(where: str, names: Iterable[str]) -> Iterator[str]:
+    for name in names:
+        if is_secret_env_name(name):
+            yield (
+                f"{where} sets {name} in its environment, which `docker inspect` shows. Give "
+                f"it as a file and set {name}_FILE to its path instead (ServiceSpec.secret_env)."
+            )
+
+
+def check_no_secret_env(w: Workload) -> Iterator[str]:
+    yield from _secret_env_messages(w.where, w.env_names)
+
+
+def check_no_secret_command_env(name: str, props: Mapping[str, Any]) -> Iterator[str]:
+    """A one-shot `docker run` Command passes its `environment` into the job container."""
+    yield from _secret_env_messages(f"command '{name}'", _map(props.get("environment")))
 
 
 def check_published_ports(w: Workload) -> Iterator[str]:
@@ -574,6 +614,16 @@ def _validate_production_images(args: ResourceValidationArgs, report: ReportViol
         report(message, None)
 
 
+def _validate_no_secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == COMMAND:
+        messages = check_no_secret_command_env(args.name, args.props)
+    else:
+        w = _workload_of(args)
+        messages = check_no_secret_env(w) if w else iter(())
+    for message in messages:
+        report(message, None)
+
+
 def _validate_internal_networks(args: StackValidationArgs, report: ReportViolation) -> None:
     resources = [StackResource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
     for urn, message in check_internal_networks(resources):
@@ -623,6 +673,15 @@ POLICIES = [
     ),
     _workload_policy(
         "no-docker-socket", "The Docker socket is never mounted.", check_docker_socket
+    ),
+    ResourceValidationPolicy(
+        name="no-secret-values-in-env",
+        description=(
+            "No container, service or one-shot command gets a secret as an environment value "
+            "(docker inspect shows it); secrets are files named by NAME_FILE."
+        ),
+        validate=_validate_no_secret_env,
+        enforcement_level=MANDATORY,
     ),
     _workload_policy(
         "only-nginx-publishes",

@@ -1,9 +1,15 @@
 #!/bin/bash
 set -euo pipefail
-# VAR or VAR_FILE (Docker secrets), like the official image.
+# VAR or VAR_FILE (a path to a file holding the value), exactly like the official image's
+# file_env: both set is an error; trailing newlines of the file are dropped.
 file_env() {
   local var="$1" def="${2:-}" file_var="${1}_FILE"
-  if [ -n "${!file_var:-}" ]; then export "$var"="$(< "${!file_var}")"; elif [ -z "${!var:-}" ]; then export "$var"="$def"; fi
+  if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+    printf >&2 'error: both %s and %s are set (but are exclusive)\n' "$var" "$file_var"; exit 1
+  fi
+  local val="$def"
+  if [ -n "${!var:-}" ]; then val="${!var}"; elif [ -n "${!file_var:-}" ]; then val="$(< "${!file_var}")"; fi
+  export "$var"="$val"
   unset "$file_var"
 }
 if [ "${1:-}" != postgres ]; then exec "$@"; fi
