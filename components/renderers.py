@@ -43,6 +43,7 @@ SECRETS_DIR = "/run/secrets"
 # A fresh named volume first mounted at /tmp inherits /tmp's mode 1777, so a non-root one-shot
 # can write into it without chown or any capability.
 WRITABLE_VOLUME_TARGET = TMP
+JOB_UPDATE_NOOP = ":"  # the shell's no-op: an input change without a trigger change
 JOB_LIMITS = Limits(memory_mb=512, cpus=1.0, pids=256)
 
 
@@ -489,6 +490,10 @@ def _docker_run(
             create=pulumi.Output.all(
                 *docker_run_args(spec, stdin is not None, secrets_tmpfs)
             ).apply(shlex.join),
+            # A job runs when its triggers change, never because another input did (pulumi-command
+            # runs `create` again on any change when `update` is unset): a config-only change
+            # would re-run the migration without the backup that must precede it.
+            update=JOB_UPDATE_NOOP,
             environment=dict(spec.env) or None,
             stdin=stdin,
             triggers=triggers,

@@ -214,6 +214,26 @@ def test_second_realization_of_an_unchanged_program_touches_nothing(prod, client
     assert_unchanged_realization_touches_nothing(prod, client)
 
 
+def test_config_only_change_runs_no_job(prod, client) -> None:
+    """A new `webWorkers` changes web's environment, and so the migration's, but runs neither
+    the migration nor the backup: a job runs only when its triggers (the image) change, so no
+    migration ever runs without the backup taken just before it."""
+    since = int(time.time()) - 1
+    prod.config["webWorkers"] += 1
+    changed = prod.realize()
+    until = int(time.time()) + 1
+    assert changed.events[(SERVICE, "djangostack-web")] == "updated"
+    assert changed.events[(COMMAND, "djangostack-migration-run")] == "updated"
+    assert changed.events[(COMMAND, "djangostack-backup-run")] == "unchanged"
+    jobs = client.events(
+        since=since,
+        until=until,
+        decode=True,
+        filters={"type": "container", "event": "create", "label": "djangostack.role=job"},
+    )
+    assert [event["Actor"]["Attributes"].get("image") for event in jobs] == []
+
+
 def test_changed_source_rebuilds_migrates_and_rolls_web_and_celery(prod, site, client) -> None:
     views = prod.app_dir / "core" / "views.py"
     views.write_text(views.read_text() + "\n# release 2\n")

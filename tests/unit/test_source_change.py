@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import IMAGE, PROD_SECRETS, run
+from conftest import COMMAND, IMAGE, PROD_SECRETS, run
 
 from tests.program import ProgramResult
 
@@ -49,3 +49,21 @@ def test_files_excluded_by_dockerignore_change_nothing(app_copy: Path):
     (app_copy / "core" / "__pycache__" / "views.cpython-312.pyc").write_bytes(b"\0")
     after = run_with_app(app_copy)
     assert changed(before, after) == set()
+
+
+def test_config_only_change_leaves_every_job_trigger_alone(app_copy: Path):
+    """A new webWorkers reaches the migration's environment: pulumi-command would run `create`
+    again on that change unless `update` is set, i.e. migrate without a backup first. Every job
+    has a no-op `update`, so jobs run only when their triggers change (backup and migration
+    alike: on a new image)."""
+    before = run_with_app(app_copy)
+    after = run(
+        "prod", {"appDir": str(app_copy), "tlsSelfSigned": True, "webWorkers": 7}, PROD_SECRETS
+    )
+    assert "djangostack-migration-run" in changed(before, after)
+    jobs = [r for r in after.of_type(COMMAND) if r.plain_inputs["create"].startswith("docker run")]
+    assert {r.name for r in jobs} >= {"djangostack-backup-run", "djangostack-migration-run"}
+    for job in jobs:
+        assert job.plain_inputs["update"] == ":", job.name
+        old = next(r for r in before.resources if r.urn == job.urn)
+        assert old.plain_inputs["triggers"] == job.plain_inputs["triggers"], job.name
