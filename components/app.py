@@ -9,7 +9,16 @@ import pulumi
 
 from components import renderers
 from components.config import StackConfig
-from components.spec import TMP, HealthCheck, Limits, Mount, NetworkAttachment, Port, ServiceSpec
+from components.spec import (
+    TMP,
+    HealthCheck,
+    Limits,
+    Mount,
+    NetworkAttachment,
+    Port,
+    RegistryAuth,
+    ServiceSpec,
+)
 
 USER = "10001:10001"  # the image's django user (docs/design.md)
 PORT = 8000
@@ -54,13 +63,20 @@ class AppArgs:
     depends_on: Sequence[pulumi.Resource]  # the migration step
 
 
+def registry_auth(cfg: StackConfig) -> RegistryAuth | None:
+    """The pushing credentials, when the image lives in a registry that needs them."""
+    if not cfg.registry or cfg.registry_password is None:
+        return None
+    return RegistryAuth(cfg.registry, cfg.registry_username, cfg.registry_password)
+
+
 def render(
     name: str, cfg: StackConfig, spec: ServiceSpec, opts: pulumi.ResourceOptions
 ) -> list[str]:
     """Render `spec` with the engine the stack uses; return the Docker names created.
     Swarm: one service with native replicas. Containers: one container per replica."""
     if cfg.orchestrator == "swarm":
-        renderers.render_service(name, spec, opts)
+        renderers.render_service(name, spec, opts, registry_auth(cfg))
         return [spec.name]
     if spec.replicas == 1:
         renderers.render_container(name, spec, opts)

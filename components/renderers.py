@@ -30,7 +30,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components import hardening
-from components.spec import TMP, Limits, Mount, ServiceSpec, Upload
+from components.spec import TMP, Limits, Mount, RegistryAuth, ServiceSpec, Upload
 
 # Swarm rollout: one task at a time, new one started (and healthy) before the old one stops,
 # watched for `monitor` after it starts; any failure rolls the service back.
@@ -299,7 +299,12 @@ def _docker_secret(
     )
 
 
-def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> docker.Service:
+def render_service(
+    name: str,
+    spec: ServiceSpec,
+    opts: pulumi.ResourceOptions,
+    registry_auth: RegistryAuth | None = None,
+) -> docker.Service:
     """A Swarm service: native replicas, rolling start-first updates gated on the health check,
     automatic rollback, secrets as files under /run/secrets (the app reads NAME_FILE).
 
@@ -337,6 +342,15 @@ def render_service(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -
         name,
         docker.ServiceArgs(
             name=spec.name,
+            # Without credentials only a node that already holds the image (pulled by a
+            # one-shot job there) could start a task from a private registry.
+            auth=docker.ServiceAuthArgs(
+                server_address=registry_auth.server,
+                username=registry_auth.username,
+                password=pulumi.Output.secret(registry_auth.password),
+            )
+            if registry_auth
+            else None,
             labels=[
                 docker.ServiceLabelArgs(label=k, value=v) for k, v in sorted(spec.labels.items())
             ],

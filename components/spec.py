@@ -72,6 +72,15 @@ class Capability:
 
 
 @dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials Swarm hands to every node that pulls a service's image from `server`."""
+
+    server: str
+    username: str
+    password: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str  # Docker object name (unique per stack)
     role: str  # one of ROLES; becomes the djangostack.role label

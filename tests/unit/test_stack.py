@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from conftest import COMMAND, CONTAINER, IMAGE, NETWORK, SERVICE
+from conftest import COMMAND, CONTAINER, IMAGE, NETWORK, PROD_SECRETS, SERVICE, run
 
 from components import hardening
 from tests.program import ProgramResult, Registration
@@ -229,3 +229,30 @@ def test_monitoring_adds_prometheus_on_the_internal_network_only(prod, prod_moni
     (web,) = by_role(prod_monitoring, "web")
     # The component waits for web (depends_on), so its children register after web.
     assert prometheus.index > web.index
+
+
+def test_swarm_services_carry_the_registry_credentials(prod):
+    """Every node pulls a service's image itself: without `auth`, a private registry works only
+    on a node where a one-shot job happened to pull the image first."""
+    password = "registry-pw-0123"
+    pushed = run(
+        "prod",
+        {
+            "tlsSelfSigned": True,
+            "registry": "registry.example.com:5000",
+            "registryUsername": "deploy",
+            "registryPassword": password,
+        },
+        {**PROD_SECRETS, "registryPassword": password},
+    )
+    services = pushed.of_type(SERVICE)
+    assert {role(s) for s in services} == {"web", "celery"}
+    for service in services:
+        auth = service.plain_inputs["auth"]
+        assert auth == {
+            "serverAddress": "registry.example.com:5000",
+            "username": "deploy",
+            "password": password,
+        }, service.name
+        assert {"auth", "auth.password"} & service.secret_inputs, service.name
+    assert all("auth" not in s.plain_inputs for s in prod.of_type(SERVICE))
