@@ -1,7 +1,8 @@
 """Debian packages a project needs (config buildPackages / runtimePackages, passed as the build
 args BUILD_PACKAGES / RUNTIME_PACKAGES): build packages exist in the builder-based development
 image and never in the runtime image; runtime packages exist in both; a requirement that only
-compiles against a -dev header builds, and its extension loads in the runtime image."""
+compiles against a -dev header builds, and its extension loads in the runtime image, which has
+the library it links and not the headers."""
 
 import secrets
 import shutil
@@ -14,16 +15,22 @@ from components import deps
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUN_ID = secrets.token_hex(6)
-# gettext: msgfmt for compilemessages; the -dev packages: headers python-ldap compiles against.
+# gettext: msgfmt for compilemessages; libmemcached-dev: the headers pylibmc compiles against.
 # python3-dev: the test bed's stand-in base runs Debian's Python, whose Python.h comes from
 # python3-dev (the official python:3.x-slim ships its headers): one more real build package.
-BUILD_PACKAGES = ("gettext", "libldap-dev", "libsasl2-dev", "python3-dev")
-RUNTIME_PACKAGES = ("libjpeg62-turbo",)
+BUILD_PACKAGES = ("gettext", "libmemcached-dev", "python3-dev")
+# The shared library pylibmc's extension loads (Debian 13's name; -dev pulls it into the builder).
+RUNTIME_PACKAGES = ("libmemcached11t64",)
+# Exit status 0 when every shared library the venv's compiled extensions link resolves.
+LIBRARIES_RESOLVE = (
+    'files=$(find /opt/venv -name "*.so" -type f) && [ -n "$files" ] '
+    '&& ! ldd $files | grep "not found"'
+)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory, build_image) -> dict[str, str]:
-    """The fixture project with python-ldap in its requirements, built as runtime and
+    """The fixture project with pylibmc in its requirements, built as runtime and
     development with the packages as the Pulumi program passes them (space-separated)."""
     context = Path(tmp_path_factory.mktemp("syspkgs")) / "project"
     shutil.copytree(FIXTURES / "project", context)
@@ -82,18 +89,22 @@ def test_runtime_packages_reach_runtime_and_development(
 def test_extension_compiled_against_build_headers_loads_in_runtime(
     images: dict[str, str], docker_client: docker.DockerClient, labels: dict[str, str]
 ) -> None:
-    # ldap._ldap is python-ldap's C extension, compiled in the builder against libldap-dev; the
-    # runtime image has the shared library (a libpq5 dependency) but not the headers.
+    runtime = images["runtime"]
+    # _pylibmc is pylibmc's C extension, compiled in the builder against libmemcached-dev; it
+    # loads libmemcached.so.11 from the runtime package.
     status, output = run(
         docker_client,
-        images["runtime"],
+        runtime,
         labels,
         "python",
         "-c",
-        "import ldap, _ldap; print(ldap.__version__, _ldap.__file__)",
+        "import pylibmc, _pylibmc; print(pylibmc.__version__, _pylibmc.__file__)",
     )
     assert status == 0, output
     version, extension = output.split()
-    assert version == "3.4.8"
+    assert version == "1.6.3"
     assert extension.startswith("/opt/venv/") and extension.endswith(".so")
-    assert run(docker_client, images["runtime"], labels, "test", "-e", "/usr/include/ldap.h")[0]
+    status, output = run(docker_client, runtime, labels, "sh", "-c", LIBRARIES_RESOLVE)
+    assert status == 0, output
+    # The headers stayed in the builder.
+    assert run(docker_client, runtime, labels, "test", "-e", "/usr/include/libmemcached")[0] != 0
