@@ -199,9 +199,9 @@ class _Reader:
             if k.startswith(f"{PROJECT}:")
         }
 
-    def problem(self, key: str, what: str, example: str | None = None) -> None:
+    def problem(self, key: str, what: str, example: str | None = None, index: int = 0) -> None:
         secret = "--secret " if key in SECRET_KEYS else ""
-        target = f"--path '{key}[0]'" if key in LIST_KEYS else key
+        target = f"--path '{key}[{index}]'" if key in LIST_KEYS else key
         fix = f"pulumi config set {secret}{target} {example or KEYS[key]}"
         self.problems.append(f"{PROJECT}:{key}: {what}. Fix: {fix}")
 
@@ -283,9 +283,10 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
             self.problem(key, f"must be a list of Debian package names, got {value!r}")
             return ()
-        for name in value:
+        for index, name in enumerate(value):
             if not DEBIAN_PACKAGE_RE.match(name):
-                self.problem(key, f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)")
+                what = f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)"
+                self.problem(key, what, index=index)
         return tuple(value)
 
     def reference(self, key: str) -> str:

@@ -51,7 +51,8 @@ def test_invalid_package_name_fails_naming_key_and_value(key: str, name: str) ->
     assert len(lines) == 1, message
     assert repr(name) in lines[0]
     assert "is not a Debian package name" in lines[0]
-    assert f"Fix: pulumi config set --path '{key}[0]' " in lines[0]
+    # The fix names the element to replace.
+    assert f"Fix: pulumi config set --path '{key}[1]' " in lines[0]
 
 
 @pytest.mark.parametrize("value", ["gettext", '"gettext"', '{"name": "gettext"}', "[1, 2]"])
