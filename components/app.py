@@ -27,14 +27,21 @@ WEB_HEALTH = HealthCheck(
     retries=3,
     start_period="30s",
 )
-# Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part).
-CELERY_HEALTH = HealthCheck(
-    test=("CMD-SHELL", "celery -A config inspect ping --destination celery@$HOSTNAME --timeout 5"),
-    interval="30s",
-    timeout="15s",
-    retries=3,
-    start_period="30s",
-)
+
+
+def celery_health(celery_app: str) -> HealthCheck:
+    """Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part);
+    `celery_app` is the project's (cfg.celery_app, detected or configured)."""
+    return HealthCheck(
+        test=(
+            "CMD-SHELL",
+            f"celery -A {celery_app} inspect ping --destination celery@$HOSTNAME --timeout 5",
+        ),
+        interval="30s",
+        timeout="15s",
+        retries=3,
+        start_period="30s",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,11 +123,11 @@ class Celery(pulumi.ComponentResource):
             image=args.image_ref,
             user=USER,
             limits=Limits(memory_mb=cfg.memory_mb["celery"], cpus=1.0, pids=256),
-            health=CELERY_HEALTH,
+            health=celery_health(cfg.celery_app),
             command=(
                 "celery",
                 "-A",
-                "config",
+                cfg.celery_app,
                 "worker",
                 "--loglevel",
                 "INFO",

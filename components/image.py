@@ -88,6 +88,8 @@ class Image(pulumi.ComponentResource):
                     "BASE_IMAGE": cfg.base_image,
                     "VERSION": cfg.image_tag,
                     "REVISION": self.revision,
+                    # The image's ENV DJANGO_SETTINGS_MODULE (collectstatic runs with it).
+                    "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                     # Which files declare the dependencies and how to install them.
                     **cfg.dependencies.build_args(),
                 },
