@@ -34,6 +34,7 @@ KEYS: dict[str, str] = {
     "requirementsFile": "requirements/production.txt",
     "djangoSettingsModule": "config.settings.production",
     "celeryApp": "config",
+    "healthPath": "/health/",
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
     "imageName": "djangostack/web",
@@ -115,6 +116,7 @@ class StackConfig:
     dependencies: deps.Dependencies  # how appDir declares its Python dependencies
     django_settings_module: str  # DJANGO_SETTINGS_MODULE of the image and every container
     celery_app: str  # what `celery -A` loads
+    health_path: str  # the web probe's path; empty: the image's own health endpoint
     dockerfile: Path
     base_image: str
     image_name: str
@@ -315,6 +317,9 @@ def load_config(root: Path = ROOT) -> StackConfig:
     app_dir = r.path("appDir", directory=True) or root / "app"
     dependencies = _dependencies(r, app_dir)
     django_settings_module, celery_app = _django_project(r, app_dir)
+    health_path = r.text("healthPath")
+    if health_path and not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*", health_path):
+        r.problem("healthPath", f"must be a URL path starting with /, got {health_path!r}")
     dockerfile = r.path("dockerfile")
     if dockerfile is None:
         r.problem("dockerfile", "is required")
@@ -381,6 +386,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         dependencies=dependencies,
         django_settings_module=django_settings_module,
         celery_app=celery_app,
+        health_path=health_path,
         dockerfile=dockerfile,
         base_image=r.reference("baseImage"),
         image_name=image_name,

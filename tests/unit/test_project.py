@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CONTAINER, IMAGE, PROD_SECRETS, run
+from conftest import CONTAINER, IMAGE, PROD_SECRETS, app_image, run
 from test_config import failure
 from test_deps import write
 from test_stack import by_role
 
-from components import project
+from components import app, project
+from tests.program import ROOT
 
 MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{}")\n'
 CELERY_APP = "from celery import Celery\napp = Celery('shop')\n"
@@ -89,7 +90,7 @@ def test_reference_app_is_detected() -> None:
 
 def test_stack_files_choose_the_bundled_apps_settings_per_stack() -> None:
     dev = run("dev")
-    assert dev.of_type(IMAGE)[0].plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
+    assert app_image(dev).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
         "config.settings.development"
     )
     for web in by_role(dev, "web"):
@@ -105,7 +106,7 @@ def test_detected_names_reach_the_build_the_containers_and_celery(tmp_path: Path
         "tlsSelfSigned": True,
     }
     result = run("prod", settings, PROD_SECRETS)
-    assert result.of_type(IMAGE)[0].plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
+    assert app_image(result).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
         "shop.settings.prod"
     )
     (celery,) = by_role(result, "celery")
@@ -120,7 +121,7 @@ def test_overrides_win_over_detection(tmp_path: Path) -> None:
     app = shop(tmp_path / "app", **{"shop/celery.py": CELERY_APP, "tasks/__init__.py": ""})
     settings = {"appDir": str(app), "djangoSettingsModule": "shop.settings.dev"}
     result = run("dev", {**settings, "celeryApp": "tasks"})
-    build_args = result.of_type(IMAGE)[0].plain_inputs["buildArgs"]
+    build_args = app_image(result).plain_inputs["buildArgs"]
     assert build_args["DJANGO_SETTINGS_MODULE"] == "shop.settings.dev"
     (celery,) = by_role(result, "celery")
     assert celery.plain_inputs["command"][:3] == ["celery", "-A", "tasks"]
@@ -153,3 +154,33 @@ def test_overrides_must_name_a_module_of_the_project(
     message = failure("dev", {"appDir": str(app), key: value}).message
     assert f"djangostack:{key}: " in message
     assert what in message
+
+
+# --- the product's support image and health endpoint ------------------------------------------
+
+
+def test_support_image_is_built_first_and_passed_to_the_app_build(dev, prod) -> None:
+    for result in (dev, prod):
+        (support,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-support")]
+        image = app_image(result)
+        assert support.plain_inputs["context"]["location"] == str(ROOT / "docker" / "support")
+        assert result.depends_on(image, support)
+        (tag,) = support.plain_inputs["tags"]
+        assert image.plain_inputs["buildArgs"]["SUPPORT_IMAGE"] == tag
+        assert support.plain_inputs["load"] is True
+
+
+def test_web_probes_the_images_health_endpoint_unless_health_path_is_set() -> None:
+    wrapper = (ROOT / "docker" / "support" / "djangostack_wsgi.py").read_text()
+    assert f'HEALTH_PATH = "{app.HEALTH_PATH}"' in wrapper  # one path, wrapper and probes
+    for settings, path in (({}, app.HEALTH_PATH), ({"healthPath": "/ping/"}, "/ping/")):
+        for web in by_role(run("dev", settings), "web"):
+            probe = " ".join(web.plain_inputs["healthcheck"]["tests"])
+            assert f"'http://127.0.0.1:8000{path}'" in probe
+
+
+def test_health_path_must_be_a_path() -> None:
+    assert (
+        "djangostack:healthPath: must be a URL path"
+        in failure("dev", {"healthPath": "health"}).message
+    )
