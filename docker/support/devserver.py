@@ -1,8 +1,9 @@
 """The development image's server: Django's runserver (autoreload, static files) with the
 product's health endpoint in front of the project's app, the same probe as the runtime image.
 
-Run as `python /opt/djangostack/devserver.py [addrport]` from the project directory; the
-autoreloader re-runs this same script, so the child serves through the wrapper too."""
+Run as `python /opt/djangostack/devserver.py runserver [addrport]` from the project directory
+(like manage.py); the autoreloader re-runs this same script, so the child serves through the
+wrapper too."""
 
 import os
 import sys
@@ -23,4 +24,4 @@ runserver.Command.get_handler = _get_handler
 
 if __name__ == "__main__":
     sys.path.insert(0, os.getcwd())  # the project, as `python manage.py` would have it
-    execute_from_command_line(["manage.py", "runserver", *(sys.argv[1:] or ["0.0.0.0:8000"])])
+    execute_from_command_line(["manage.py", *sys.argv[1:]])

@@ -5,6 +5,7 @@ product's health endpoint answers for the database and Redis (docker/support).""
 from __future__ import annotations
 
 import secrets
+import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from docker.models.containers import Container
 from test_image import HARDENED, wait_for
 
 from components import app, project
+from components.jobs import STATIC_DIR, STATIC_SYNC
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "project"
@@ -132,3 +134,43 @@ def test_health_answers_503_when_postgres_stops(running: Running) -> None:
         lambda: running.docker_health() == "unhealthy" and "unhealthy", 90, "Docker: unhealthy"
     )
     assert status == "unhealthy"
+
+
+def _project_with_settings(root: Path, extra_settings: str) -> Path:
+    """The fixture project with lines appended to its settings."""
+    shutil.copytree(FIXTURE, root, dirs_exist_ok=True)
+    (root / "requirements.txt").write_text(REQUIREMENTS)
+    settings = root / "config" / "settings" / "production.py"
+    settings.write_text(settings.read_text() + extra_settings)
+    return root
+
+
+def test_static_files_land_where_the_sync_job_copies_from(
+    docker_client: docker.DockerClient, build_image: Any, tmp_path: Path
+) -> None:
+    """collectstatic writes to the project's own STATIC_ROOT; the static sync job's command
+    (components/jobs.py) finds the files at the image's fixed path."""
+    context = _project_with_settings(
+        tmp_path,
+        'STATIC_ROOT = BASE_DIR / "public" / "assets"\nSTATICFILES_DIRS = [BASE_DIR / "front"]\n',
+    )
+    (context / "front").mkdir()
+    (context / "front" / "site.css").write_text("body { color: #123; }\n")
+    tag = f"djangostack/fixture-static:{secrets.token_hex(6)}"
+    build_image(context, tag, build_args={"DJANGO_SETTINGS_MODULE": "config.settings.production"})
+    copied = docker_client.containers.run(
+        tag,
+        ["sh", "-c", f"{shlex.join(STATIC_SYNC)} && cat {STATIC_DIR}/site.css"],
+        user="10001:10001",
+        remove=True,
+        **{**HARDENED, "tmpfs": {STATIC_DIR: "uid=10001"}},
+    )
+    assert copied.decode() == "body { color: #123; }\n"
+
+
+def test_build_without_static_root_fails_naming_the_setting(
+    build_image: Any, tmp_path: Path
+) -> None:
+    context = _project_with_settings(tmp_path, "del STATIC_ROOT\n")
+    with pytest.raises(AssertionError, match=r"STATIC_ROOT is not set in config\.settings\.pro"):
+        build_image(context, f"djangostack/fixture-nostatic:{secrets.token_hex(6)}")
