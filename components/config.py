@@ -35,6 +35,7 @@ KEYS: dict[str, str] = {
     "djangoSettingsModule": "config.settings.production",
     "celeryApp": "config",
     "healthPath": "/health/",
+    "staticUrl": "/static/",
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
     "imageName": "djangostack/web",
@@ -117,6 +118,7 @@ class StackConfig:
     django_settings_module: str  # DJANGO_SETTINGS_MODULE of the image and every container
     celery_app: str  # what `celery -A` loads
     health_path: str  # the web probe's path; empty: the image's own health endpoint
+    static_url: str  # nginx's static location: the project's STATIC_URL, "/.../"
     dockerfile: Path
     base_image: str
     image_name: str
@@ -317,6 +319,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
     app_dir = r.path("appDir", directory=True) or root / "app"
     dependencies = _dependencies(r, app_dir)
     django_settings_module, celery_app = _django_project(r, app_dir)
+    static_url = _static_url(r, app_dir, django_settings_module)
     health_path = r.text("healthPath")
     if health_path and not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*", health_path):
         r.problem("healthPath", f"must be a URL path starting with /, got {health_path!r}")
@@ -387,6 +390,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         django_settings_module=django_settings_module,
         celery_app=celery_app,
         health_path=health_path,
+        static_url=static_url,
         dockerfile=dockerfile,
         base_image=r.reference("baseImage"),
         image_name=image_name,
@@ -454,6 +458,23 @@ def _module(r: _Reader, key: str, app_dir: Path, detect: Callable[[], str]) -> s
     elif project.module_file(app_dir, value) is None:
         r.problem(key, f"module {value!r} is not in {app_dir} (no .py file or package)")
     return value
+
+
+def _static_url(r: _Reader, app_dir: Path, settings: str) -> str:
+    """nginx's static location: `staticUrl`, else the settings' STATIC_URL (a path; a full URL
+    means another server holds the files, which this stack does not support)."""
+    value = r.text("staticUrl")
+    if not value and app_dir.is_dir():
+        try:
+            value = project.static_url(app_dir, settings)
+        except project.DetectionError as error:
+            r.problem("staticUrl", f"cannot be detected: {error}; set it")
+            return KEYS["staticUrl"]
+    value = value or KEYS["staticUrl"]
+    if not re.fullmatch(r"/?[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?", value):
+        r.problem("staticUrl", f"must be a URL path such as /static/, got {value!r}")
+        return KEYS["staticUrl"]
+    return "/" + value.strip("/") + "/"
 
 
 def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:

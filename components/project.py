@@ -114,3 +114,44 @@ def module_file(app_dir: Path, module: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _star_import_module(node: ast.ImportFrom, module: str, app_dir: Path) -> str | None:
+    """The module a `from X import *` in `module` names, resolved like Python does."""
+    if node.level == 0:
+        return node.module
+    base = module.split(".")
+    if module_file(app_dir, module) != app_dir.joinpath(*base) / "__init__.py":
+        base = base[:-1]  # a plain module: relative to its package
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _setting_literal(app_dir: Path, module: str, name: str, seen: frozenset[str]) -> str | None:
+    """The string literal a settings module finally assigns to `name` at its top level,
+    following its `from ... import *` lines in order; None when never assigned."""
+    path = module_file(app_dir, module)
+    tree = _parse(path) if path else None
+    if tree is None or module in seen:
+        return None
+    value: str | None = None
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            source = _star_import_module(node, module, app_dir)
+            found = _setting_literal(app_dir, source, name, seen | {module}) if source else None
+            value = found if found is not None else value
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                    raise DetectionError(f"{name} in {module} is not a string literal")
+                value = node.value.value
+    return value
+
+
+def static_url(app_dir: Path, settings: str) -> str:
+    """The settings' STATIC_URL as a path with leading and trailing slashes (nginx's location)."""
+    value = _setting_literal(app_dir, settings, "STATIC_URL", frozenset())
+    if value is None:
+        raise DetectionError(f"no STATIC_URL = '...' in {settings} or the settings it star-imports")
+    return "/" + value.strip("/") + "/" if value.strip("/") else "/"

@@ -4,6 +4,7 @@ they cannot be found; the program passes them to the build, the containers and C
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,8 @@ def shop(root: Path, manage: str | None = "shop.settings.prod", **extra: str) ->
         "requirements.txt": "Django\n",
         "shop/__init__.py": "",
         "shop/settings/__init__.py": "",
-        "shop/settings/prod.py": "",
-        "shop/settings/dev.py": "",
+        "shop/settings/prod.py": 'STATIC_URL = "static/"\n',
+        "shop/settings/dev.py": 'STATIC_URL = "static/"\n',
         **extra,
     }
     if manage is not None:
@@ -184,3 +185,46 @@ def test_health_path_must_be_a_path() -> None:
         "djangostack:healthPath: must be a URL path"
         in failure("dev", {"healthPath": "health"}).message
     )
+
+
+# --- STATIC_URL: nginx's static location -------------------------------------------------------
+
+
+def test_static_url_follows_star_imports_and_later_assignments_win(tmp_path: Path) -> None:
+    app = shop(
+        tmp_path,
+        **{
+            "shop/settings/base.py": 'STATIC_URL = "assets/"\n',
+            "shop/settings/prod.py": "from .base import *  # noqa\n",
+            "shop/settings/dev.py": (
+                'from shop.settings.base import *\nSTATIC_URL = "/dev-static"\n'
+            ),
+        },
+    )
+    assert project.static_url(app, "shop.settings.prod") == "/assets/"
+    assert project.static_url(app, "shop.settings.dev") == "/dev-static/"
+
+
+def test_static_url_from_the_environment_is_reported(tmp_path: Path) -> None:
+    app = shop(tmp_path, **{"shop/settings/prod.py": 'import os\nSTATIC_URL = os.environ["S"]\n'})
+    with pytest.raises(
+        project.DetectionError, match=r"STATIC_URL in shop\.settings\.prod is not a"
+    ):
+        project.static_url(app, "shop.settings.prod")
+
+
+def test_nginx_serves_static_files_under_the_projects_static_url(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/settings/prod.py": 'STATIC_URL = "/s/"\n'})
+    settings = {"appDir": str(app), "djangoSettingsModule": "", "tlsSelfSigned": True}
+    result = run("prod", settings, PROD_SECRETS)
+    rendered = json.dumps([r.plain_inputs for r in result.resources])  # the conf's upload
+    assert "location /s/ {" in rendered
+    assert "location /static/ {" not in rendered
+
+
+def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/settings/prod.py": ""})
+    settings = {"appDir": str(app), "djangoSettingsModule": ""}
+    message = failure("prod", settings, PROD_SECRETS).message
+    assert "djangostack:staticUrl: cannot be detected: no STATIC_URL" in message
+    assert "Fix: pulumi config set staticUrl /static/" in message
