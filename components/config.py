@@ -319,7 +319,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
     app_dir = r.path("appDir", directory=True) or root / "app"
     dependencies = _dependencies(r, app_dir)
     django_settings_module, celery_app = _django_project(r, app_dir)
-    static_url = _static_url(r, app_dir, django_settings_module)
+    static_url = _static_url(r, app_dir, django_settings_module, prod)
     health_path = r.text("healthPath")
     if health_path and not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*", health_path):
         r.problem("healthPath", f"must be a URL path starting with /, got {health_path!r}")
@@ -460,15 +460,17 @@ def _module(r: _Reader, key: str, app_dir: Path, detect: Callable[[], str]) -> s
     return value
 
 
-def _static_url(r: _Reader, app_dir: Path, settings: str) -> str:
+def _static_url(r: _Reader, app_dir: Path, settings: str, prod: bool) -> str:
     """nginx's static location: `staticUrl`, else the settings' STATIC_URL (a path; a full URL
-    means another server holds the files, which this stack does not support)."""
+    means another server holds the files, which this stack does not support). Only prod runs
+    nginx: dev never fails for want of it."""
     value = r.text("staticUrl")
     if not value and app_dir.is_dir():
         try:
             value = project.static_url(app_dir, settings)
         except project.DetectionError as error:
-            r.problem("staticUrl", f"cannot be detected: {error}; set it")
+            if prod:
+                r.problem("staticUrl", f"cannot be detected: {error}; set it")
             return KEYS["staticUrl"]
     value = value or KEYS["staticUrl"]
     if not re.fullmatch(r"/?[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?", value):

@@ -228,3 +228,5 @@ def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> N
     message = failure("prod", settings, PROD_SECRETS).message
     assert "djangostack:staticUrl: cannot be detected: no STATIC_URL" in message
     assert "Fix: pulumi config set staticUrl /static/" in message
+    dev = {**settings, "djangoSettingsModule": "shop.settings.prod"}
+    assert run("dev", dev).resources  # no nginx in dev: nothing to detect
