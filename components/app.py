@@ -24,26 +24,42 @@ USER = "10001:10001"  # the image's django user (docs/design.md)
 PORT = 8000
 HOST = "web"  # alias on the edge network; nginx proxies to it
 GRACEFUL_TIMEOUT = 30  # gunicorn drains requests this long on SIGTERM
-WEB_HEALTH = HealthCheck(
-    test=(
-        "CMD",
-        "python",
-        "-c",
-        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=4)",
-    ),
-    interval="10s",
-    timeout="5s",
-    retries=3,
-    start_period="30s",
-)
-# Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part).
-CELERY_HEALTH = HealthCheck(
-    test=("CMD-SHELL", "celery -A config inspect ping --destination celery@$HOSTNAME --timeout 5"),
-    interval="30s",
-    timeout="15s",
-    retries=3,
-    start_period="30s",
-)
+# The product's health endpoint in front of every project's app (docker/support/djangostack_wsgi.py
+# HEALTH_PATH; the image's HEALTHCHECK probes it too): database and Redis, no view needed.
+HEALTH_PATH = "/_djangostack/health/"
+
+
+def web_health(path: str) -> HealthCheck:
+    """An HTTP probe of `path` on the web container (HEALTH_PATH, or the project's own view
+    when config `healthPath` is set)."""
+    url = f"http://127.0.0.1:{PORT}{path}"
+    return HealthCheck(
+        test=(
+            "CMD",
+            "python",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)",
+        ),
+        interval="10s",
+        timeout="5s",
+        retries=3,
+        start_period="30s",
+    )
+
+
+def celery_health(celery_app: str) -> HealthCheck:
+    """Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part);
+    `celery_app` is the project's (cfg.celery_app, detected or configured)."""
+    return HealthCheck(
+        test=(
+            "CMD-SHELL",
+            f"celery -A {celery_app} inspect ping --destination celery@$HOSTNAME --timeout 5",
+        ),
+        interval="30s",
+        timeout="15s",
+        retries=3,
+        start_period="30s",
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,7 @@ class Web(pulumi.ComponentResource):
             image=args.image_ref,
             user=USER,
             limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
-            health=WEB_HEALTH,
+            health=web_health(cfg.health_path or HEALTH_PATH),
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
@@ -132,11 +148,11 @@ class Celery(pulumi.ComponentResource):
             image=args.image_ref,
             user=USER,
             limits=Limits(memory_mb=cfg.memory_mb["celery"], cpus=1.0, pids=256),
-            health=CELERY_HEALTH,
+            health=celery_health(cfg.celery_app),
             command=(
                 "celery",
                 "-A",
-                "config",
+                cfg.celery_app,
                 "worker",
                 "--loglevel",
                 "INFO",

@@ -13,6 +13,7 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from components import deps
+from components import deps, project
 
 PROJECT = "djangostack"
 ROOT = Path(__file__).resolve().parents[1]  # the directory of Pulumi.yaml
@@ -33,6 +34,10 @@ KEYS: dict[str, str] = {
     "namePrefix": "shop-prod",
     "appDir": "app",
     "requirementsFile": "requirements/production.txt",
+    "djangoSettingsModule": "config.settings.production",
+    "celeryApp": "config",
+    "healthPath": "/health/",
+    "staticUrl": "/static/",
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
     "buildPackages": "gettext",
@@ -119,6 +124,10 @@ class StackConfig:
     name_prefix: str  # prefix of every Docker object name
     app_dir: Path
     dependencies: deps.Dependencies  # how appDir declares its Python dependencies
+    django_settings_module: str  # DJANGO_SETTINGS_MODULE of the image and every container
+    celery_app: str  # what `celery -A` loads
+    health_path: str  # the web probe's path; empty: the image's own health endpoint
+    static_url: str  # nginx's static location: the project's STATIC_URL, "/.../"
     dockerfile: Path
     base_image: str
     build_packages: tuple[str, ...]  # Debian packages of the builder stage only
@@ -337,6 +346,11 @@ def load_config(root: Path = ROOT) -> StackConfig:
 
     app_dir = r.path("appDir", directory=True) or root / "app"
     dependencies = _dependencies(r, app_dir)
+    django_settings_module, celery_app = _django_project(r, app_dir)
+    static_url = _static_url(r, app_dir, django_settings_module, prod)
+    health_path = r.text("healthPath")
+    if health_path and not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*", health_path):
+        r.problem("healthPath", f"must be a URL path starting with /, got {health_path!r}")
     dockerfile = r.path("dockerfile")
     if dockerfile is None:
         r.problem("dockerfile", "is required")
@@ -401,6 +415,10 @@ def load_config(root: Path = ROOT) -> StackConfig:
         name_prefix=name_prefix,
         app_dir=app_dir,
         dependencies=dependencies,
+        django_settings_module=django_settings_module,
+        celery_app=celery_app,
+        health_path=health_path,
+        static_url=static_url,
         dockerfile=dockerfile,
         base_image=r.reference("baseImage"),
         build_packages=r.packages("buildPackages"),
@@ -453,6 +471,51 @@ def _identifier(r: _Reader, key: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
         r.problem(key, f"must match [a-z_][a-z0-9_]* (max 63), got {value!r}")
     return value
+
+
+def _module(r: _Reader, key: str, app_dir: Path, detect: Callable[[], str]) -> str:
+    """The key's value, else the detected one; a module that is not a file of the project is a
+    problem (a typo would otherwise only show when the first container starts)."""
+    value = r.text(key)
+    if not value:
+        try:
+            value = detect()
+        except project.DetectionError as error:
+            r.problem(key, f"cannot be detected: {error}; set it")
+            return KEYS[key]
+    if not project.MODULE_RE.match(value):
+        r.problem(key, f"must be a dotted Python module path, got {value!r}")
+    elif project.module_file(app_dir, value) is None:
+        r.problem(key, f"module {value!r} is not in {app_dir} (no .py file or package)")
+    return value
+
+
+def _static_url(r: _Reader, app_dir: Path, settings: str, prod: bool) -> str:
+    """nginx's static location: `staticUrl`, else the settings' STATIC_URL (a path; a full URL
+    means another server holds the files, which this stack does not support). Only prod runs
+    nginx: dev never fails for want of it."""
+    value = r.text("staticUrl")
+    if not value and app_dir.is_dir():
+        try:
+            value = project.static_url(app_dir, settings)
+        except project.DetectionError as error:
+            if prod:
+                r.problem("staticUrl", f"cannot be detected: {error}; set it")
+            return KEYS["staticUrl"]
+    value = value or KEYS["staticUrl"]
+    if not re.fullmatch(r"/?[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?", value):
+        r.problem("staticUrl", f"must be a URL path such as /static/, got {value!r}")
+        return KEYS["staticUrl"]
+    return "/" + value.strip("/") + "/"
+
+
+def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:
+    """The settings module and the Celery app (components/project.py), detected unless set."""
+    if not app_dir.is_dir():
+        return KEYS["djangoSettingsModule"], KEYS["celeryApp"]  # appDir is already reported
+    settings = _module(r, "djangoSettingsModule", app_dir, lambda: project.settings_module(app_dir))
+    celery = _module(r, "celeryApp", app_dir, lambda: project.celery_app(app_dir, settings))
+    return settings, celery
 
 
 def _dependencies(r: _Reader, app_dir: Path) -> deps.Dependencies:

@@ -37,8 +37,9 @@ class ImageArgs:
 class Image(pulumi.ComponentResource):
     """Builds `docker/Dockerfile` with context `app/`: target `development` (dev) or
     `runtime` (prod); pushed when a registry is configured, else loaded into the local engine.
-    The dependency layout found in appDir (cfg.dependencies) and the Debian packages of
-    buildPackages / runtimePackages go in as build args.
+    The product's support files (docker/support) are built first as an image of their own and
+    passed as SUPPORT_IMAGE. The dependency layout found in appDir (cfg.dependencies) and the
+    Debian packages of buildPackages / runtimePackages go in as build args.
 
     Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
@@ -79,6 +80,28 @@ class Image(pulumi.ComponentResource):
                     password=cfg.registry_password,
                 )
             ]
+        # The product's support files (docker/support), an image of their own that the
+        # Dockerfile copies from: the build context is the project, and the engine's BuildKit
+        # has no named contexts. Tagged by content, so a change to them rebuilds the app image.
+        support_dir = cfg.root / "docker" / "support"
+        support_tag = (
+            f"{cfg.image_repository}-support:"
+            f"{context_hash(support_dir, support_dir / 'Dockerfile')[:12]}"
+        )
+        self.support = docker_build.Image(
+            f"{name}-support",
+            docker_build.ImageArgs(
+                context=docker_build.BuildContextArgs(location=str(support_dir)),
+                dockerfile=docker_build.DockerfileArgs(location=str(support_dir / "Dockerfile")),
+                tags=[support_tag],
+                push=push,
+                load=not push,  # the app build reads it from the local engine
+                registries=registries,
+                build_on_preview=cfg.build_on_preview,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        support_ref = self.support.ref if push else self.support.ref.apply(lambda _: support_tag)
         self.image = docker_build.Image(
             f"{name}-build",
             docker_build.ImageArgs(
@@ -87,8 +110,11 @@ class Image(pulumi.ComponentResource):
                 target="runtime" if cfg.is_prod else "development",
                 build_args={
                     "BASE_IMAGE": cfg.base_image,
+                    "SUPPORT_IMAGE": support_ref,
                     "VERSION": cfg.image_tag,
                     "REVISION": self.revision,
+                    # The image's ENV DJANGO_SETTINGS_MODULE (collectstatic runs with it).
+                    "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                     # Which files declare the dependencies and how to install them.
                     **cfg.dependencies.build_args(),
                     # Debian packages (names checked by the config), space-separated.
@@ -104,7 +130,7 @@ class Image(pulumi.ComponentResource):
                 registries=registries,
                 build_on_preview=cfg.build_on_preview,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.support]),
         )
         self.digest = self.image.digest
         # Pushed: pinned by digest. Local only: a tag unique to this source, which the

@@ -17,6 +17,9 @@ from components.networks import Networks
 from components.spec import TMP, Limits, Mount, ServiceSpec
 
 STATIC_DIR = "/srv/static"  # the image's mount point for the static volume (owned by 10001)
+# The image links the project's STATIC_ROOT, whatever it is, at /opt/djangostack/static
+# (docker/support/collectstatic.py): the sync copies from there.
+STATIC_SYNC = ("cp", "-R", "/opt/djangostack/static/.", f"{STATIC_DIR}/")
 
 
 PGPASS = "PGPASS"  # the backup job's secret: a .pgpass file (pg_dump reads no PGPASSWORD_FILE)
@@ -148,7 +151,7 @@ class StaticFiles(pulumi.ComponentResource):
             image=args.image_ref,
             user=APP_USER,
             limits=Limits(memory_mb=128, cpus=1.0, pids=64),
-            command=("cp", "-R", "/app/staticfiles/.", f"{STATIC_DIR}/"),
+            command=STATIC_SYNC,
             mounts=(Mount(STATIC_DIR, self.volume.name),),
         )
         self.command = renderers.run_once(

@@ -37,6 +37,7 @@ def render_conf(cfg: StackConfig) -> str:
         web_host=app.HOST,
         web_port=app.PORT,
         retry_after=RETRY_AFTER_SECONDS,
+        static_url=cfg.static_url,
     )
 
 

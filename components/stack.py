@@ -86,6 +86,9 @@ class DjangoStack(pulumi.ComponentResource):
         hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
         app_env = AppEnv(
             env={
+                # Also the image's ENV (a build arg): explicit here so every container, and a
+                # `docker run` of the image, agree with the stack's config.
+                "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                 "REDIS_URL": self.redis.url,
                 "ALLOWED_HOSTS": ",".join(hosts),
                 "CSRF_TRUSTED_ORIGINS": self.url

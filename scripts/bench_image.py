@@ -30,6 +30,7 @@ RUN set -- /usr/share/python-wheels/pip-*.whl \\
  && rm /usr/lib/python3*/EXTERNALLY-MANAGED
 """
 NAIVE, RUNTIME = "djangostack-bench/web:naive", "djangostack-bench/web:runtime"
+SUPPORT_IMAGE = "djangostack/support:latest"  # docker/Dockerfile's default SUPPORT_IMAGE
 
 
 def docker(*args: str, stdin: str | None = None) -> str:
@@ -87,6 +88,8 @@ def mb(size: float) -> str:
 
 def main() -> None:
     docker("buildx", "build", "--load", "-q", "-t", PIP_BASE, "-", stdin=PIP_BASE_RECIPE)
+    # The product's support files: docker/Dockerfile's default SUPPORT_IMAGE (docs/image.md).
+    docker("buildx", "build", "--load", "-q", "-t", SUPPORT_IMAGE, str(ROOT / "docker" / "support"))
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(shutil.copytree(ROOT / "app", Path(tmp) / "app"))
         naive_cold, naive_rebuild = cold_and_rebuild("Dockerfile.naive", PIP_BASE, NAIVE, context)

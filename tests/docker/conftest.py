@@ -12,9 +12,12 @@ import docker
 import pytest
 from docker.models.images import Image
 
+from components.image import context_hash
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+SUPPORT_DIR = ROOT / "docker" / "support"  # the product's files every app image copies
 # Local stand-in for python:3.x-slim (scripts/testbed.sh); registries are unreachable here.
 BASE_IMAGE = "djangostack-testbed/python:3.13"
 # pip inside builds goes through a TLS-intercepting proxy whose CA is in the host bundle.
@@ -83,8 +86,17 @@ def _remove_labelled_objects(docker_client: docker.DockerClient) -> Iterator[Non
 def build_image(docker_client: docker.DockerClient) -> Iterator[BuildImage]:
     """`build_image(context, tag, target="runtime", build_args=None, secrets=None)` builds
     docker/Dockerfile with BuildKit on the local base and returns the plain progress log.
-    `secrets` maps secret ids to files. Images tagged here are removed at session end."""
+    `secrets` maps secret ids to files. Images tagged here are removed at session end.
+    The support image (docker/support) is built first, as the program does (components/image.py),
+    tagged by content so parallel sessions share it; it is kept (a few KB)."""
     tags: set[str] = set()
+    support = f"djangostack/support:{context_hash(SUPPORT_DIR, SUPPORT_DIR / 'Dockerfile')[:12]}"
+    subprocess.run(
+        ["docker", "buildx", "build", "--load", "-q", "-t", support, str(SUPPORT_DIR)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
 
     def build(
         context: Path,
@@ -95,7 +107,8 @@ def build_image(docker_client: docker.DockerClient) -> Iterator[BuildImage]:
     ) -> str:
         argv = ["docker", "buildx", "build", "--load", "--progress", "plain"]
         argv += ["-f", str(DOCKERFILE), "--target", target, "-t", tag]
-        for key, value in {"BASE_IMAGE": BASE_IMAGE, **(build_args or {})}.items():
+        defaults = {"BASE_IMAGE": BASE_IMAGE, "SUPPORT_IMAGE": support}
+        for key, value in {**defaults, **(build_args or {})}.items():
             argv += ["--build-arg", f"{key}={value}"]
         for secret_id, path in {"ca_bundle": CA_BUNDLE, **(secrets or {})}.items():
             argv += ["--secret", f"id={secret_id},src={path}"]

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.program import ROOT, ProgramResult, run_program, unwrap_secrets
+from tests.program import ROOT, ProgramResult, Registration, run_program, unwrap_secrets
 
 SECRET_KEY = "unit-test-secret-key-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 PROD_SECRETS = {"djangoSecretKey": SECRET_KEY}
@@ -51,6 +51,12 @@ class FakeEngine(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
         return {}, None
+
+
+def app_image(result: ProgramResult) -> Registration:
+    """The application's image build (the other Image is the product's support image)."""
+    (image,) = [i for i in result.of_type(IMAGE) if not i.name.endswith("-support")]
+    return image
 
 
 def run(

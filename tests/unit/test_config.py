@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROD_SECRETS, SECRET_KEY, run
+from conftest import PROD_SECRETS, SECRET_KEY, app_image, run
 
 from components import config
 from tests.program import ROOT, ProgramFailed
@@ -103,7 +103,7 @@ def test_tls_key_without_cert_is_rejected(tmp_path: Path):
 def test_relative_paths_are_resolved_from_the_project_root(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # the child inherits this working directory
     result = run("dev")
-    build = result.of_type("docker-build:index:Image")[0].plain_inputs
+    build = app_image(result).plain_inputs
     assert build["context"]["location"] == str(ROOT / "app")
     assert build["dockerfile"]["location"] == str(ROOT / "docker" / "Dockerfile")
 

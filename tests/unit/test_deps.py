@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import app_image, run
 from test_config import failure
 
 from components import deps
@@ -140,7 +140,7 @@ def test_file_names_the_build_arg_cannot_carry_are_refused(tmp_path: Path) -> No
 
 
 def test_program_passes_the_reference_app_layout_to_the_build() -> None:
-    build = run("dev").of_type(IMAGE)[0].plain_inputs
+    build = app_image(run("dev")).plain_inputs
     assert build["buildArgs"]["DEP_KIND"] == "requirements"
     assert build["buildArgs"]["DEP_ENTRY"] == "requirements.txt"
     assert build["buildArgs"]["DEP_FILES"] == "requirements.txt"

@@ -58,7 +58,14 @@ def test_one_shot_jobs_need_no_health_check():
 
 def nginx_conf(https_port: int = 443) -> str:
     fields = {f.name: None for f in dataclasses.fields(StackConfig)}
-    cfg = StackConfig(**{**fields, "domain": "shop.example.com", "https_port": https_port})
+    cfg = StackConfig(
+        **{
+            **fields,
+            "domain": "shop.example.com",
+            "https_port": https_port,
+            "static_url": "/static/",
+        }
+    )
     return render_conf(cfg)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import COMMAND, IMAGE, PROD_SECRETS, run
+from conftest import COMMAND, PROD_SECRETS, app_image, run
 
 from tests.program import ProgramResult
 
@@ -31,7 +31,7 @@ def test_source_edit_changes_only_the_image_and_its_consumers(app_copy: Path):
     after = run_with_app(app_copy)
 
     names = changed(before, after)
-    (image,) = before.of_type(IMAGE)
+    image = app_image(before)
     assert image.name in names
     assert before.outputs["imageRef"] != after.outputs["imageRef"]
     assert before.outputs["imageDigest"] != after.outputs["imageDigest"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from conftest import COMMAND, CONTAINER, IMAGE, NETWORK, PROD_SECRETS, SERVICE, run
+from conftest import COMMAND, CONTAINER, NETWORK, PROD_SECRETS, SERVICE, app_image, run
 
 from components import hardening
 from tests.program import ProgramResult, Registration
@@ -177,7 +177,7 @@ def test_migration_waits_for_healthy_postgres_the_backup_and_the_new_image(resul
     migration = command_named(result, "migration-run")
     backup = command_named(result, "backup-run")
     (postgres,) = by_role(result, "postgres")
-    (image,) = result.of_type(IMAGE)
+    image = app_image(result)
     assert postgres.plain_inputs["wait"] is True  # registered only once healthy
     assert result.depends_on(migration, postgres)
     assert result.depends_on(migration, backup)
@@ -202,7 +202,7 @@ def test_web_and_celery_depend_on_the_migration(result):
 
 def test_prod_image_is_a_versioned_runtime_build(request):
     for stack in ("prod", "prod_containers"):
-        (image,) = request.getfixturevalue(stack).of_type(IMAGE)
+        image = app_image(request.getfixturevalue(stack))
         i = image.plain_inputs
         assert i["target"] == "runtime"
         assert all(not t.endswith(":latest") for t in i["tags"])
@@ -211,7 +211,7 @@ def test_prod_image_is_a_versioned_runtime_build(request):
 
 
 def test_dev_image_is_the_development_target(dev):
-    (image,) = dev.of_type(IMAGE)
+    image = app_image(dev)
     assert image.plain_inputs["target"] == "development"
     assert image.plain_inputs["load"] is True and image.plain_inputs["push"] is False
 

@@ -5,16 +5,16 @@ handed to the image build as space-separated build args."""
 from __future__ import annotations
 
 import pytest
-from conftest import IMAGE, PROD_SECRETS, run
+from conftest import PROD_SECRETS, app_image, run
 from test_config import failure
 
 
 def build_args(stack: str, settings: dict, secrets: dict | None = None) -> dict[str, str]:
-    return run(stack, settings, secrets).of_type(IMAGE)[0].plain_inputs["buildArgs"]
+    return app_image(run(stack, settings, secrets)).plain_inputs["buildArgs"]
 
 
 def test_no_packages_by_default(dev) -> None:
-    args = dev.of_type(IMAGE)[0].plain_inputs["buildArgs"]
+    args = app_image(dev).plain_inputs["buildArgs"]
     assert args["BUILD_PACKAGES"] == ""
     assert args["RUNTIME_PACKAGES"] == ""
 

@@ -1,0 +1,157 @@
+"""What the program learns from the Django project at appDir before anything is built.
+
+Nothing is assumed of the project's names: the settings module and the Celery app are read
+from its source (docs/config.md, "Deploy your own project"); each has a config override, and
+what cannot be detected is reported as a config problem naming the key to set.
+
+- settings module: the `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "...")` of `manage.py`,
+  else the same line in a `<package>/wsgi.py` or `<package>/asgi.py` (one value among them);
+- Celery app: the package holding a `celery.py` that creates a `Celery(...)` app, else the
+  settings module's top-level package (`celery -A <package>` finds `<package>.celery`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+# A dotted Python module path: what DJANGO_SETTINGS_MODULE and `celery -A` accept.
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Fallback files for the settings module, relative to appDir (Django's startproject layout).
+ENTRY_POINT_GLOBS = ("*/wsgi.py", "*/asgi.py")
+# Where a Celery app module is looked for: a package at the top, or one level down.
+CELERY_GLOBS = ("*/celery.py", "*/*/celery.py")
+
+
+class DetectionError(Exception):
+    """What could not be found; `str()` says where the program looked."""
+
+
+def _parse(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError):
+        return None
+
+
+def _setdefault_value(path: Path) -> str | None:
+    """The string a file passes to `os.environ.setdefault("DJANGO_SETTINGS_MODULE", ...)`."""
+    tree = _parse(path)
+    if tree is None:
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setdefault"
+            and len(node.args) == 2
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
+            and node.args[0].value == "DJANGO_SETTINGS_MODULE"  # type: ignore[attr-defined]
+        ):
+            return node.args[1].value  # type: ignore[attr-defined]
+    return None
+
+
+def settings_module(app_dir: Path) -> str:
+    """The settings module the project's own entry points default to."""
+    manage = app_dir / "manage.py"
+    if manage.is_file() and (value := _setdefault_value(manage)):
+        return value
+    found = {
+        path.relative_to(app_dir).as_posix(): value
+        for pattern in ENTRY_POINT_GLOBS
+        for path in sorted(app_dir.glob(pattern))
+        if (value := _setdefault_value(path))
+    }
+    if len(set(found.values())) == 1:
+        return next(iter(found.values()))
+    if found:
+        listing = ", ".join(f"{file}: {value}" for file, value in found.items())
+        raise DetectionError(f"the project's entry points disagree ({listing})")
+    raise DetectionError(
+        "no os.environ.setdefault('DJANGO_SETTINGS_MODULE', ...) in manage.py, "
+        f"{' or '.join(ENTRY_POINT_GLOBS)}"
+    )
+
+
+def _creates_celery_app(path: Path) -> bool:
+    tree = _parse(path)
+    return tree is not None and any(
+        isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == "Celery")
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "Celery")
+        )
+        for node in ast.walk(tree)
+    )
+
+
+def celery_app(app_dir: Path, settings: str) -> str:
+    """The module `celery -A` loads: the package of the project's Celery app."""
+    packages = sorted(
+        ".".join(path.parent.relative_to(app_dir).parts)
+        for pattern in CELERY_GLOBS
+        for path in app_dir.glob(pattern)
+        if _creates_celery_app(path)
+    )
+    top = settings.split(".")[0]
+    if len(packages) == 1:
+        return packages[0]
+    if top in packages:  # several apps: the one next to the settings
+        return top
+    if packages:
+        raise DetectionError(f"several packages create a Celery app: {', '.join(packages)}")
+    if (app_dir / top).is_dir():
+        return top
+    raise DetectionError(f"no celery.py creating a Celery app, and no package {top}/")
+
+
+def module_file(app_dir: Path, module: str) -> Path | None:
+    """The file of a dotted module inside the project (a module or a package), or None."""
+    base = app_dir.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _star_import_module(node: ast.ImportFrom, module: str, app_dir: Path) -> str | None:
+    """The module a `from X import *` in `module` names, resolved like Python does."""
+    if node.level == 0:
+        return node.module
+    base = module.split(".")
+    if module_file(app_dir, module) != app_dir.joinpath(*base) / "__init__.py":
+        base = base[:-1]  # a plain module: relative to its package
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _setting_literal(app_dir: Path, module: str, name: str, seen: frozenset[str]) -> str | None:
+    """The string literal a settings module finally assigns to `name` at its top level,
+    following its `from ... import *` lines in order; None when never assigned."""
+    path = module_file(app_dir, module)
+    tree = _parse(path) if path else None
+    if tree is None or module in seen:
+        return None
+    value: str | None = None
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            source = _star_import_module(node, module, app_dir)
+            found = _setting_literal(app_dir, source, name, seen | {module}) if source else None
+            value = found if found is not None else value
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                    raise DetectionError(f"{name} in {module} is not a string literal")
+                value = node.value.value
+    return value
+
+
+def static_url(app_dir: Path, settings: str) -> str:
+    """The settings' STATIC_URL as a path with leading and trailing slashes (nginx's location)."""
+    value = _setting_literal(app_dir, settings, "STATIC_URL", frozenset())
+    if value is None:
+        raise DetectionError(f"no STATIC_URL = '...' in {settings} or the settings it star-imports")
+    return "/" + value.strip("/") + "/" if value.strip("/") else "/"

@@ -1,0 +1,236 @@
+"""Nothing is assumed of the project's names: the settings module and the Celery app are read
+from its source (components/project.py), overridable, and reported with the key to set when
+they cannot be found; the program passes them to the build, the containers and Celery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import COMMAND, CONTAINER, IMAGE, PROD_SECRETS, app_image, run
+from test_config import failure
+from test_deps import write
+from test_secrets import stdin_files
+from test_stack import by_role
+
+from components import app, project
+from tests.program import ROOT
+
+MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{}")\n'
+CELERY_APP = "from celery import Celery\napp = Celery('shop')\n"
+
+
+def shop(root: Path, manage: str | None = "shop.settings.prod", **extra: str) -> Path:
+    """A startproject-style project named `shop` with a requirements.txt."""
+    files = {
+        "requirements.txt": "Django\n",
+        "shop/__init__.py": "",
+        "shop/settings/__init__.py": "",
+        "shop/settings/prod.py": 'STATIC_URL = "static/"\n',
+        "shop/settings/dev.py": 'STATIC_URL = "static/"\n',
+        **extra,
+    }
+    if manage is not None:
+        files["manage.py"] = MANAGE.format(manage)
+    return write(root, files)
+
+
+# --- detection -------------------------------------------------------------------------------
+
+
+def test_settings_module_comes_from_manage_py(tmp_path: Path) -> None:
+    app = shop(tmp_path, "shop.settings.dev", **{"shop/wsgi.py": MANAGE.format("shop.x")})
+    assert project.settings_module(app) == "shop.settings.dev"
+
+
+def test_settings_module_falls_back_to_wsgi_and_asgi(tmp_path: Path) -> None:
+    wsgi = MANAGE.format("shop.settings.prod")
+    app = shop(tmp_path, None, **{"shop/wsgi.py": wsgi, "shop/asgi.py": wsgi})
+    assert project.settings_module(app) == "shop.settings.prod"
+
+
+def test_entry_points_that_disagree_are_reported(tmp_path: Path) -> None:
+    app = shop(
+        tmp_path,
+        None,
+        **{"shop/wsgi.py": MANAGE.format("shop.a"), "shop/asgi.py": MANAGE.format("shop.b")},
+    )
+    with pytest.raises(project.DetectionError, match=r"shop/wsgi.py: shop.a, shop/asgi.py: shop.b"):
+        project.settings_module(app)
+
+
+def test_no_setdefault_anywhere_is_reported(tmp_path: Path) -> None:
+    app = shop(tmp_path, None, **{"manage.py": "import os\n"})
+    with pytest.raises(project.DetectionError, match=r"no os\.environ\.setdefault"):
+        project.settings_module(app)
+
+
+def test_celery_app_is_the_package_that_creates_one(tmp_path: Path) -> None:
+    app = shop(tmp_path, **{"apps/worker/celery.py": CELERY_APP, "shop/celery.py": "x = 1\n"})
+    assert project.celery_app(app, "shop.settings.prod") == "apps.worker"
+
+
+def test_celery_app_next_to_the_settings_wins_among_several(tmp_path: Path) -> None:
+    app = shop(tmp_path, **{"other/celery.py": CELERY_APP, "shop/celery.py": CELERY_APP})
+    assert project.celery_app(app, "shop.settings.prod") == "shop"
+
+
+def test_celery_app_defaults_to_the_settings_top_package(tmp_path: Path) -> None:
+    assert project.celery_app(shop(tmp_path), "shop.settings.prod") == "shop"
+
+
+def test_reference_app_is_detected() -> None:
+    app = Path(__file__).resolve().parents[2] / "app"
+    settings = project.settings_module(app)
+    assert settings == "config.settings.production"
+    assert project.celery_app(app, settings) == "config"
+
+
+# --- through the program ---------------------------------------------------------------------
+
+
+def test_stack_files_choose_the_bundled_apps_settings_per_stack() -> None:
+    dev = run("dev")
+    assert app_image(dev).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
+        "config.settings.development"
+    )
+    for web in by_role(dev, "web"):
+        assert "DJANGO_SETTINGS_MODULE=config.settings.development" in web.plain_inputs["envs"]
+
+
+def test_detected_names_reach_the_build_the_containers_and_celery(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/celery.py": CELERY_APP})
+    settings = {
+        "appDir": str(app),
+        "djangoSettingsModule": "",  # the stack file's value would win over detection
+        "orchestrator": "containers",
+        "tlsSelfSigned": True,
+    }
+    result = run("prod", settings, PROD_SECRETS)
+    assert app_image(result).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
+        "shop.settings.prod"
+    )
+    (celery,) = by_role(result, "celery")
+    assert celery.type == CONTAINER
+    inputs = celery.plain_inputs
+    assert inputs["command"][:3] == ["celery", "-A", "shop"]
+    assert "celery -A shop inspect ping" in inputs["healthcheck"]["tests"][1]
+    assert "DJANGO_SETTINGS_MODULE=shop.settings.prod" in inputs["envs"]
+
+
+def test_overrides_win_over_detection(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/celery.py": CELERY_APP, "tasks/__init__.py": ""})
+    settings = {"appDir": str(app), "djangoSettingsModule": "shop.settings.dev"}
+    result = run("dev", {**settings, "celeryApp": "tasks"})
+    build_args = app_image(result).plain_inputs["buildArgs"]
+    assert build_args["DJANGO_SETTINGS_MODULE"] == "shop.settings.dev"
+    (celery,) = by_role(result, "celery")
+    assert celery.plain_inputs["command"][:3] == ["celery", "-A", "tasks"]
+
+
+def test_undetectable_settings_fail_at_preview_naming_the_key(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", None)
+    message = failure(
+        "prod", {"appDir": str(app), "djangoSettingsModule": ""}, PROD_SECRETS
+    ).message
+    assert (
+        "djangostack:djangoSettingsModule: cannot be detected: no os.environ.setdefault"
+        "('DJANGO_SETTINGS_MODULE', ...) in manage.py, */wsgi.py or */asgi.py; set it. "
+        "Fix: pulumi config set djangoSettingsModule config.settings.production"
+    ) in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "what"),
+    [
+        ("djangoSettingsModule", "shop.settings.staging", "is not in"),
+        ("djangoSettingsModule", "shop/settings", "dotted Python module path"),
+        ("celeryApp", "worker", "is not in"),
+    ],
+)
+def test_overrides_must_name_a_module_of_the_project(
+    tmp_path: Path, key: str, value: str, what: str
+) -> None:
+    app = shop(tmp_path / "app")
+    message = failure("dev", {"appDir": str(app), key: value}).message
+    assert f"djangostack:{key}: " in message
+    assert what in message
+
+
+# --- the product's support image and health endpoint ------------------------------------------
+
+
+def test_support_image_is_built_first_and_passed_to_the_app_build(dev, prod) -> None:
+    for result in (dev, prod):
+        (support,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-support")]
+        image = app_image(result)
+        assert support.plain_inputs["context"]["location"] == str(ROOT / "docker" / "support")
+        assert result.depends_on(image, support)
+        (tag,) = support.plain_inputs["tags"]
+        assert image.plain_inputs["buildArgs"]["SUPPORT_IMAGE"] == tag
+        assert support.plain_inputs["load"] is True
+
+
+def test_web_probes_the_images_health_endpoint_unless_health_path_is_set() -> None:
+    wrapper = (ROOT / "docker" / "support" / "djangostack_wsgi.py").read_text()
+    assert f'HEALTH_PATH = "{app.HEALTH_PATH}"' in wrapper  # one path, wrapper and probes
+    for settings, path in (({}, app.HEALTH_PATH), ({"healthPath": "/ping/"}, "/ping/")):
+        for web in by_role(run("dev", settings), "web"):
+            probe = " ".join(web.plain_inputs["healthcheck"]["tests"])
+            assert f"'http://127.0.0.1:8000{path}'" in probe
+
+
+def test_health_path_must_be_a_path() -> None:
+    assert (
+        "djangostack:healthPath: must be a URL path"
+        in failure("dev", {"healthPath": "health"}).message
+    )
+
+
+# --- STATIC_URL: nginx's static location -------------------------------------------------------
+
+
+def test_static_url_follows_star_imports_and_later_assignments_win(tmp_path: Path) -> None:
+    app = shop(
+        tmp_path,
+        **{
+            "shop/settings/base.py": 'STATIC_URL = "assets/"\n',
+            "shop/settings/prod.py": "from .base import *  # noqa\n",
+            "shop/settings/dev.py": (
+                'from shop.settings.base import *\nSTATIC_URL = "/dev-static"\n'
+            ),
+        },
+    )
+    assert project.static_url(app, "shop.settings.prod") == "/assets/"
+    assert project.static_url(app, "shop.settings.dev") == "/dev-static/"
+
+
+def test_static_url_from_the_environment_is_reported(tmp_path: Path) -> None:
+    app = shop(tmp_path, **{"shop/settings/prod.py": 'import os\nSTATIC_URL = os.environ["S"]\n'})
+    with pytest.raises(
+        project.DetectionError, match=r"STATIC_URL in shop\.settings\.prod is not a"
+    ):
+        project.static_url(app, "shop.settings.prod")
+
+
+def test_nginx_serves_static_files_under_the_projects_static_url(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/settings/prod.py": 'STATIC_URL = "/s/"\n'})
+    settings = {"appDir": str(app), "djangoSettingsModule": "", "tlsSelfSigned": True}
+    result = run("prod", settings, PROD_SECRETS)
+    # The nginx conf reaches its files volume on the writer job's stdin.
+    rendered = json.dumps(
+        [stdin_files(c) for c in result.of_type(COMMAND) if c.plain_inputs.get("stdin")]
+    )
+    assert "location /s/ {" in rendered
+    assert "location /static/ {" not in rendered
+
+
+def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{"shop/settings/prod.py": ""})
+    settings = {"appDir": str(app), "djangoSettingsModule": ""}
+    message = failure("prod", settings, PROD_SECRETS).message
+    assert "djangostack:staticUrl: cannot be detected: no STATIC_URL" in message
+    assert "Fix: pulumi config set staticUrl /static/" in message
+    dev = {**settings, "djangoSettingsModule": "shop.settings.prod"}
+    assert run("dev", dev).resources  # no nginx in dev: nothing to detect
