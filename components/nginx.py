@@ -23,6 +23,14 @@ USER = "101:101"  # nginx-unprivileged
 HTTP_PORT, HTTPS_PORT = 8080, 8443  # inside the container: no capability needed
 # Retry-After of nginx's 503 while web is unreachable: about one web restart or task start.
 RETRY_AFTER_SECONDS = 5
+# What nginx sends on every HTTPS answer when the app has not (the header maps of the template).
+SECURITY_HEADERS = (
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Content-Security-Policy",
+)
 
 
 class _Template(string.Template):

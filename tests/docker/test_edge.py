@@ -25,16 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from components.nginx import RETRY_AFTER_SECONDS
+from components.nginx import RETRY_AFTER_SECONDS, SECURITY_HEADERS
 from tests.support.prodstack import ProdStack, prod_stack
 
-SECURITY_HEADERS = (
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "Referrer-Policy",
-    "Content-Security-Policy",
-)
 STATIC_RE = re.compile(r"/static/core/site\.[0-9a-f]{12}\.css")
 TESTSSL_TIMEOUT_SECONDS = 600  # a full run takes about 45 s here
 # testssl.sh (3.0.8, Debian 12) results above INFO that the self-signed test certificate

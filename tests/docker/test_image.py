@@ -19,6 +19,7 @@ import requests
 from conftest import INSTALL_STEP, step_cached
 from docker.models.containers import Container
 from docker.models.images import Image
+from docker.models.networks import Network
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_UID = 10001
@@ -60,6 +61,47 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
+
+
+@dataclass
+class Backing:
+    """A labelled test network with healthy, hardened Postgres (database and user `app`) and
+    Redis stand-ins, reachable as `<run_id>-db` and `<run_id>-redis`."""
+
+    network: Network
+    run: Callable[..., Container]  # run(image, role, tmpfs=None, **kwargs): on that network
+    db: Container
+    redis: Container
+    password: str
+
+
+def start_backing(client: docker.DockerClient, run_id: str, labels: dict[str, str]) -> Backing:
+    network = client.networks.create(f"djangostack-test-{run_id}", labels=labels)
+
+    def run(image: str, role: str, tmpfs: dict[str, str] | None = None, **kwargs: Any) -> Container:
+        return client.containers.run(
+            image,
+            detach=True,
+            name=f"{run_id}-{role}",
+            network=network.name,
+            labels=labels,
+            **{**HARDENED, "tmpfs": {**HARDENED["tmpfs"], **(tmpfs or {})}},
+            **kwargs,
+        )
+
+    password = secrets.token_hex(16)
+    db = run(
+        "djangostack-testbed/postgres:latest",
+        "db",
+        user="999:999",
+        tmpfs={"/var/run/postgresql": ""},
+        environment={"POSTGRES_DB": "app", "POSTGRES_USER": "app", "POSTGRES_PASSWORD": password},
+    )
+    redis = run("djangostack-testbed/redis:latest", "redis", user="999:999")
+    pg_ready = "pg_isready -h 127.0.0.1 -U app -d app"
+    wait_for(lambda: db.exec_run(pg_ready).exit_code == 0, 90, "postgres")
+    wait_for(lambda: b"PONG" in redis.exec_run("redis-cli ping").output, 30, "redis")
+    return Backing(network, run, db, redis, password)
 
 
 def saved_image(tag: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
@@ -274,31 +316,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     labels: dict[str, str],
 ) -> Stack:
-    network = docker_client.networks.create(f"djangostack-test-{RUN_ID}", labels=labels)
-
-    def run(image: str, role: str, tmpfs: dict[str, str] | None = None, **kwargs: Any) -> Container:
-        return docker_client.containers.run(
-            image,
-            detach=True,
-            name=f"{RUN_ID}-{role}",
-            network=network.name,
-            labels=labels,
-            **{**HARDENED, "tmpfs": {**HARDENED["tmpfs"], **(tmpfs or {})}},
-            **kwargs,
-        )
-
-    password = secrets.token_hex(16)
-    db = run(
-        "djangostack-testbed/postgres:latest",
-        "db",
-        user="999:999",
-        tmpfs={"/var/run/postgresql": ""},
-        environment={"POSTGRES_DB": "app", "POSTGRES_USER": "app", "POSTGRES_PASSWORD": password},
-    )
-    redis = run("djangostack-testbed/redis:latest", "redis", user="999:999")
-    pg_ready = "pg_isready -h 127.0.0.1 -U app -d app"
-    wait_for(lambda: db.exec_run(pg_ready).exit_code == 0, 90, "postgres")
-    wait_for(lambda: b"PONG" in redis.exec_run("redis-cli ping").output, 30, "redis")
+    backing = start_backing(docker_client, RUN_ID, labels)
+    run, db, redis, password = backing.run, backing.db, backing.redis, backing.password
 
     environment = {
         "DATABASE_URL": f"postgres://app:{password}@{RUN_ID}-db:5432/app",

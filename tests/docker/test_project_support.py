@@ -16,7 +16,7 @@ import docker
 import pytest
 import requests
 from docker.models.containers import Container
-from test_image import HARDENED, wait_for
+from test_image import HARDENED, start_backing, wait_for
 
 from components import app, project
 from components.jobs import STATIC_DIR, STATIC_SYNC
@@ -57,28 +57,8 @@ def running(
     build_image(context, tag, build_args={"DJANGO_SETTINGS_MODULE": settings})
 
     run_id = f"support-{secrets.token_hex(4)}"
-    network = docker_client.networks.create(run_id, labels=labels)
-
-    def run(image: str, role: str, tmpfs: dict[str, str] | None = None, **kwargs: Any) -> Container:
-        return docker_client.containers.run(
-            image,
-            detach=True,
-            name=f"{run_id}-{role}",
-            network=network.name,
-            labels=labels,
-            **{**HARDENED, "tmpfs": {**HARDENED["tmpfs"], **(tmpfs or {})}},
-            **kwargs,
-        )
-
-    password = secrets.token_hex(16)
-    db = run(
-        "djangostack-testbed/postgres:latest",
-        "db",
-        user="999:999",
-        tmpfs={"/var/run/postgresql": ""},
-        environment={"POSTGRES_DB": "app", "POSTGRES_USER": "app", "POSTGRES_PASSWORD": password},
-    )
-    redis = run("djangostack-testbed/redis:latest", "redis", user="999:999")
+    backing = start_backing(docker_client, run_id, labels)
+    run, db, redis, password = backing.run, backing.db, backing.redis, backing.password
     web = run(
         tag,
         "web",
@@ -100,7 +80,7 @@ def running(
     finally:
         for container in (web, redis, db):
             container.remove(force=True)
-        network.remove()
+        backing.network.remove()
 
 
 def test_project_without_health_view_or_gunicorn_config_becomes_healthy(running: Running) -> None:

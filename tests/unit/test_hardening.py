@@ -10,7 +10,7 @@ import pytest
 
 from components import hardening
 from components.config import StackConfig
-from components.nginx import RETRY_AFTER_SECONDS, TEMPLATES, render_conf
+from components.nginx import RETRY_AFTER_SECONDS, SECURITY_HEADERS, TEMPLATES, render_conf
 from components.spec import Capability, HealthCheck, Limits, Mount, ServiceSpec
 
 GOOD = ServiceSpec(
@@ -91,15 +91,6 @@ def test_nginx_config_redirects_proxies_and_denies_metrics():
 
 def test_nginx_redirect_keeps_a_non_default_https_port():
     assert "return 301 https://$host:8443$request_uri;" in nginx_conf(8443)
-
-
-SECURITY_HEADERS = (
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "Referrer-Policy",
-    "Content-Security-Policy",
-)
 
 
 def block(conf: str, opening: str) -> str:
