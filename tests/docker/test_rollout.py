@@ -32,13 +32,13 @@ def fail(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("core", "0001_initial")]
+    dependencies = [("core", "{latest}")]
     operations = [migrations.RunPython(fail)]
 """
+# A release whose Gunicorn runs but never answers the health probe on port 8000 (the project's
+# own gunicorn.conf.py overrides the image's defaults), whatever health endpoint is probed.
 NEVER_HEALTHY = """
-
-def status() -> dict[str, str]:  # a release that never turns healthy
-    return {"database": "error: deliberately unhealthy release", "redis": check_redis()}
+bind = "127.0.0.1:8001"  # deliberately broken release: nothing answers on 8000
 """
 
 
@@ -123,7 +123,10 @@ def test_web_update_under_load_drops_no_request(
 def test_failed_migration_stops_the_release_and_old_web_keeps_serving(
     stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    edit("core/migrations/0002_broken.py", BROKEN_MIGRATION)
+    migrations = stack.app_dir / "core" / "migrations"
+    latest = max(path.stem for path in migrations.glob("[0-9]*.py"))
+    # Named and placed after every real migration: the graph stays linear.
+    edit("core/migrations/9999_broken.py", BROKEN_MIGRATION.replace("{latest}", latest))
     web, celery = stack.service("web"), stack.service("celery")
     nginx_before = stack.container("nginx").id
 
@@ -141,15 +144,15 @@ def test_failed_migration_stops_the_release_and_old_web_keeps_serving(
         service.reload()
         assert service.attrs["Version"] == before["Version"]
     assert stack.container("nginx").id == nginx_before
-    applied = stack.psql("SELECT count(*) FROM django_migrations WHERE name = '0002_broken'")
+    applied = stack.psql("SELECT count(*) FROM django_migrations WHERE name = '9999_broken'")
     assert applied == "0"
 
 
 def test_web_that_never_turns_healthy_is_rolled_back(
     stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    health = stack.app_dir / "core" / "health.py"
-    edit("core/health.py", health.read_text() + NEVER_HEALTHY)
+    config = stack.app_dir / "gunicorn.conf.py"
+    edit("gunicorn.conf.py", config.read_text() + NEVER_HEALTHY)
     image_before = stack.service("web").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
     load = _load(stack)
