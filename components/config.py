@@ -420,7 +420,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         health_path=health_path,
         static_url=static_url,
         dockerfile=dockerfile,
-        base_image=r.reference("baseImage"),
+        base_image=_base_image(r, app_dir),
         build_packages=r.packages("buildPackages"),
         runtime_packages=r.packages("runtimePackages"),
         image_name=image_name,
@@ -516,6 +516,29 @@ def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:
     settings = _module(r, "djangoSettingsModule", app_dir, lambda: project.settings_module(app_dir))
     celery = _module(r, "celeryApp", app_dir, lambda: project.celery_app(app_dir, settings))
     return settings, celery
+
+
+def _base_image(r: _Reader, app_dir: Path) -> str:
+    """`baseImage`, else `python:<minor>-slim` for the Python the project asks for
+    (components/project.py python_version), else the default minor's. A set `baseImage` that
+    names another Python than the project's files only warns: the team may know better."""
+    try:
+        wanted = project.python_version(app_dir) if app_dir.is_dir() else None
+    except project.DetectionError as error:
+        r.problem("baseImage", f"cannot detect the project's Python: {error}; set it")
+        wanted = None
+    if not r.text("baseImage"):
+        minor = wanted[0] if wanted else project.DEFAULT_PYTHON
+        return f"python:{minor}-slim"
+    value = r.reference("baseImage")
+    tag = value.rpartition(":")[2] if ":" in value.rpartition("/")[2] else ""
+    if wanted and not tag.startswith(wanted[0]):
+        pulumi.log.warn(
+            f"{PROJECT}:baseImage {value!r} may not be Python {wanted[0]}, which the "
+            f"project's {wanted[1]} asks for. "
+            f"Recommended: pulumi config set baseImage python:{wanted[0]}-slim"
+        )
+    return value
 
 
 def _dependencies(r: _Reader, app_dir: Path) -> deps.Dependencies:

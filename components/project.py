@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 # A dotted Python module path: what DJANGO_SETTINGS_MODULE and `celery -A` accept.
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -155,3 +158,63 @@ def static_url(app_dir: Path, settings: str) -> str:
     if value is None:
         raise DetectionError(f"no STATIC_URL = '...' in {settings} or the settings it star-imports")
     return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+
+# Python minors a `python:<minor>-slim` base image exists for, oldest first, and the one used
+# when the project does not say (or allows it).
+PYTHON_MINORS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+DEFAULT_PYTHON = "3.13"
+
+
+def _minor(text: str) -> str | None:
+    match = re.match(r"^\s*(?:python-?)?(3\.\d+)(?:\.\d+)?\s*$", text)
+    return match.group(1) if match else None
+
+
+def _poetry_specifier(text: str) -> str:
+    """Poetry's `^3.12` / `~3.12` as PEP 440; anything else is PEP 440 already."""
+    text = text.strip()
+    if text.startswith("^"):
+        major = text[1:].split(".")[0]
+        return f">={text[1:]},<{int(major) + 1}"
+    if text.startswith("~") and not text.startswith("~="):
+        major, minor = [*text[1:].split("."), "0"][:2]
+        return f">={text[1:]},<{major}.{int(minor) + 1}"
+    return text
+
+
+def python_version(app_dir: Path) -> tuple[str, str] | None:
+    """The Python minor the project asks for and the file that says so: `.python-version`,
+    `runtime.txt` (`python-3.12.4`), else pyproject's `requires-python` (or Poetry's
+    `python` dependency), where the default minor wins when allowed, else the newest allowed.
+    None when the project does not say."""
+    for name in (".python-version", "runtime.txt"):
+        path = app_dir / name
+        if path.is_file():
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            minor = _minor(lines[0]) if lines else None
+            if minor is None:
+                raise DetectionError(f"{name} does not name a Python 3 version: {lines[:1]}")
+            return minor, name
+    pyproject = app_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise DetectionError(f"pyproject.toml cannot be read: {error}") from error
+    spec = data.get("project", {}).get("requires-python") or (
+        data.get("tool", {}).get("poetry", {}).get("dependencies", {}).get("python")
+    )
+    if not isinstance(spec, str):
+        return None
+    try:
+        allowed = SpecifierSet(_poetry_specifier(spec))
+    except InvalidSpecifier as error:
+        raise DetectionError(f"pyproject.toml: {spec!r} is not a version specifier") from error
+    matching = [minor for minor in PYTHON_MINORS if allowed.contains(f"{minor}.0")]
+    if not matching:
+        raise DetectionError(
+            f"pyproject.toml requires Python {spec}, none of {', '.join(PYTHON_MINORS)}"
+        )
+    return (DEFAULT_PYTHON if DEFAULT_PYTHON in matching else matching[-1]), "pyproject.toml"

@@ -234,3 +234,63 @@ def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> N
     assert "Fix: pulumi config set staticUrl /static/" in message
     dev = {**settings, "djangoSettingsModule": "shop.settings.prod"}
     assert run("dev", dev).resources  # no nginx in dev: nothing to detect
+
+
+# --- Python version ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "minor"),
+    [
+        ({".python-version": "3.12.4\n"}, "3.12"),
+        ({"runtime.txt": "python-3.11.9\n"}, "3.11"),
+        ({"pyproject.toml": '[project]\nrequires-python = ">=3.12"\n'}, "3.13"),
+        ({"pyproject.toml": '[project]\nrequires-python = ">=3.10,<3.13"\n'}, "3.12"),
+        ({"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.14"\n'}, "3.14"),
+        ({"pyproject.toml": '[tool.poetry.dependencies]\npython = "~3.11"\n'}, "3.11"),
+        # .python-version wins over pyproject's range
+        (
+            {".python-version": "3.12\n", "pyproject.toml": '[project]\nrequires-python=">=3.10"'},
+            "3.12",
+        ),
+        ({}, "3.13"),  # nothing said: the default
+    ],
+)
+def test_base_image_follows_the_python_the_project_names(
+    tmp_path: Path, files: dict[str, str], minor: str
+) -> None:
+    app = shop(tmp_path / "app", **files)
+    result = run("dev", {"appDir": str(app), "djangoSettingsModule": ""})
+    assert app_image(result).plain_inputs["buildArgs"]["BASE_IMAGE"] == f"python:{minor}-slim"
+
+
+def test_a_set_base_image_wins_over_the_projects_python(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app", **{".python-version": "3.12\n"})
+    result = run(
+        "dev",
+        {
+            "appDir": str(app),
+            "djangoSettingsModule": "",
+            "baseImage": "registry.local/python:3.12-slim",
+        },
+    )
+    base = app_image(result).plain_inputs["buildArgs"]["BASE_IMAGE"]
+    assert base == "registry.local/python:3.12-slim"
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ({".python-version": "pypy3.10\n"}, ".python-version does not name a Python 3 version"),
+        ({"pyproject.toml": '[project]\nrequires-python = ">=3.20"\n'}, "requires Python >=3.20"),
+        ({"pyproject.toml": '[project]\nrequires-python = "three"\n'}, "not a version specifier"),
+    ],
+)
+def test_an_unreadable_python_version_fails_at_preview_naming_the_key(
+    tmp_path: Path, files: dict[str, str], says: str
+) -> None:
+    app = shop(tmp_path / "app", **files)
+    message = failure("dev", {"appDir": str(app), "djangoSettingsModule": ""}).message
+    assert "djangostack:baseImage: cannot detect the project's Python" in message
+    assert says in message
+    assert "Fix: pulumi config set baseImage python:3.13-slim" in message
