@@ -53,6 +53,19 @@ def public_url(cfg: StackConfig) -> str:
     return f"https://{cfg.domain}{port}"
 
 
+def _after(dependency: pulumi.Resource) -> pulumi.ResourceTransformation:
+    """A transformation making each resource it reaches (children included) wait for
+    `dependency`."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
+        opts = pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(depends_on=[dependency])
+        )
+        return pulumi.ResourceTransformationResult(args.props, opts)
+
+    return transform
+
+
 class DjangoStack(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DjangoStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -76,6 +89,10 @@ class DjangoStack(pulumi.ComponentResource):
         )
 
         self.image = Image(f"{name}-image", ImageArgs(cfg), child)
+        # Every Docker object of the stack waits for the build: a project whose dependencies do
+        # not install stops the deploy with nothing created (a transformation, because
+        # `depends_on` on a component does not reach the resources inside it).
+        child = pulumi.ResourceOptions(parent=self, transformations=[_after(self.image)])
         self.networks = Networks(f"{name}-networks", NetworksArgs(cfg), child)
         backend = self.networks.backend
         self.postgres = Postgres(f"{name}-postgres", PostgresArgs(cfg, backend, password), child)
@@ -130,7 +147,7 @@ class DjangoStack(pulumi.ComponentResource):
             self.monitoring = Monitoring(
                 f"{name}-monitoring",
                 MonitoringArgs(cfg, backend, self.web.names, image_ref),
-                pulumi.ResourceOptions(parent=self, depends_on=[self.web]),
+                pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.web])),
             )
 
         self.static: StaticFiles | None = None

@@ -13,6 +13,10 @@ import pytest
 from conftest import INSTALL_STEP, step_cached
 
 from components import deps
+from tests.docker.stack_config import SECRET_KEYS, config_for
+from tests.harness import realize, teardown
+from tests.harness.teardown import leftovers
+from tests.program import ProgramFailed
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUN_ID = secrets.token_hex(6)
@@ -106,3 +110,28 @@ def test_lock_installs_locked_versions_without_dev_group(
     (context / "views.py").write_text(f"# a code change {secrets.token_hex(8)}\n")
     rebuilt = build_image(context, after, build_args=deps.detect(context).build_args())
     assert step_cached(rebuilt, INSTALL_STEP)
+
+
+def test_requirements_that_fail_to_install_stop_the_deploy_before_anything_runs(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """A dependency pip cannot install: the deploy stops at the build with the product's line
+    naming the file and the key, and no container, network or volume of the stack exists."""
+    context = project_with("includes", tmp_path / "broken")
+    with (context / "requirements" / "production.txt").open("a") as production:
+        production.write("djangostack-no-such-distribution==1.0\n")
+    name = f"deps-fail-{RUN_ID}"
+    config = config_for("prod", name, context)
+    try:
+        with pytest.raises(ProgramFailed) as failed:
+            realize(name, "prod", config, SECRET_KEYS, tmp_path / "state")
+        message = str(failed.value)
+        assert (
+            "djangostack: installing the project's dependencies (requirements: "
+            "requirements.txt) failed" in message
+        ), message[-3000:]
+        assert "pulumi config set requirementsFile" in message
+        assert "djangostack-no-such-distribution" in message
+        assert leftovers(name, docker_client) == []
+    finally:
+        teardown(name, docker_client)

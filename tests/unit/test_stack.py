@@ -192,6 +192,18 @@ def test_migration_waits_for_healthy_postgres_the_backup_and_the_new_image(resul
     assert migration.index > backup.index > postgres.index
 
 
+def test_no_docker_object_is_created_before_the_image_builds(result):
+    """A project whose dependencies fail to install leaves nothing behind: every container,
+    service, network, volume, secret and job waits for the build."""
+    image = app_image(result)
+    docker_objects = [
+        r for r in result.resources if r.custom and r.type.split(":")[0] in ("docker", "command")
+    ]
+    assert len(docker_objects) > 10
+    for r in docker_objects:
+        assert result.depends_on(r, image), f"{r.type} {r.name} does not wait for the build"
+
+
 def test_web_and_celery_depend_on_the_migration(result):
     migration = command_named(result, "migration-run")
     for wanted in ("web", "celery"):
