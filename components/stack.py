@@ -6,14 +6,15 @@ backup -> migration -> web and Celery (-> static sync -> nginx in prod)."""
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
 
-from components import app, postgres
+from components import app, postgres, redis
 from components.app import AppArgs, AppEnv, Celery, Web
-from components.config import StackConfig
+from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
 from components.jobs import (
     Backup,
@@ -53,6 +54,32 @@ def public_url(cfg: StackConfig) -> str:
     return f"https://{cfg.domain}{port}"
 
 
+def app_environment(
+    cfg: StackConfig,
+    env: Mapping[str, pulumi.Input[str]],
+    secret_env: Mapping[str, pulumi.Input[str]],
+    values: Mapping[str, pulumi.Input[str]],
+) -> AppEnv:
+    """The built-in `env` / `secret_env` with config `env` and `secretEnv` rendered over the
+    stack `values` (one per STACK_VALUES name) and merged in: a mapped name replaces a built-in
+    one of the same name, in either map. The secretEnv names go in DJANGOSTACK_SECRET_ENV, so
+    the product's entrypoint exports each NAME from its NAME_FILE for projects that read NAME."""
+    if set(values) != set(STACK_VALUES):
+        raise ValueError(f"stack values {sorted(values)} differ from {sorted(STACK_VALUES)}")
+    plain = dict(env)
+    secret = dict(secret_env)
+    for name, template in cfg.env.items():
+        plain[name] = template.render(values)
+        secret.pop(name, None)
+    for name, template in cfg.secret_env.items():
+        # Literal text of a secretEnv value is secret too, not only the secret stack values.
+        secret[name] = pulumi.Output.secret(template.render(values))
+        plain.pop(name, None)
+    if cfg.secret_env:
+        plain[app.SECRET_ENV_VAR] = " ".join(sorted(cfg.secret_env))
+    return AppEnv(env=plain, secret_env=secret)
+
+
 class DjangoStack(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DjangoStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -84,20 +111,40 @@ class DjangoStack(pulumi.ComponentResource):
         self.url = public_url(cfg)
         self.database_url = database_url(cfg, password)
         hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
-        app_env = AppEnv(
+        allowed_hosts = ",".join(hosts)
+        csrf_origins = self.url if cfg.is_prod else f"http://localhost:{cfg.dev_port}"
+        # Every stack value config `env` / `secretEnv` may reference (config.STACK_VALUES).
+        values: dict[str, pulumi.Input[str]] = {
+            "postgresHost": postgres.HOST,
+            "postgresPort": str(postgres.PORT),
+            "postgresDb": cfg.postgres_db,
+            "postgresUser": cfg.postgres_user,
+            "redisUrl": self.redis.url,
+            "redisHost": redis.HOST,
+            "redisPort": str(redis.PORT),
+            "allowedHosts": allowed_hosts,
+            "csrfTrustedOrigins": csrf_origins,
+            "domain": cfg.domain,
+            "url": self.url,
+            "staticUrl": cfg.static_url,
+            "postgresPassword": pulumi.Output.secret(password),
+            "databaseUrl": self.database_url,
+            "secretKey": pulumi.Output.secret(secret_key),
+        }
+        app_env = app_environment(
+            cfg,
             env={
                 # Also the image's ENV (a build arg): explicit here so every container, and a
                 # `docker run` of the image, agree with the stack's config.
                 "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                 "REDIS_URL": self.redis.url,
-                "ALLOWED_HOSTS": ",".join(hosts),
-                "CSRF_TRUSTED_ORIGINS": self.url
-                if cfg.is_prod
-                else f"http://localhost:{cfg.dev_port}",
+                "ALLOWED_HOSTS": allowed_hosts,
+                "CSRF_TRUSTED_ORIGINS": csrf_origins,
                 "GUNICORN_WORKERS": str(cfg.web_workers),
                 "GUNICORN_GRACEFUL_TIMEOUT": str(app.GRACEFUL_TIMEOUT),
             },
             secret_env={"SECRET_KEY": secret_key, "DATABASE_URL": self.database_url},
+            values=values,
         )
 
         image_ref = self.image.ref
