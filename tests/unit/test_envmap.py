@@ -16,6 +16,8 @@ from test_stack import by_role
 
 from components import config, renderers
 from components.app import ENTRYPOINT, SECRET_ENV_VAR
+from policy import rules
+from policy.evaluate import evaluate
 from tests.program import ProgramResult, Registration
 
 SENTRY_DSN = "https://public-key@sentry.example.com/42"  # a literal secret of the project
@@ -138,6 +140,22 @@ def test_no_mapped_secret_in_any_configuration_only_in_files_stdin_or_docker_sec
 
 def docker_secrets(result: ProgramResult) -> list[Registration]:
     return result.of_type("docker:index/secret:Secret")
+
+
+def policy_violations(result: ProgramResult) -> list[str]:
+    policy = [p for p in rules.POLICIES if p.name == "no-secret-values-in-env"]
+    resources = [
+        rules.StackResource(r.type, r.name, r.urn, r.plain_inputs)
+        for r in result.of_type(CONTAINER) + result.of_type(SERVICE) + result.of_type(COMMAND)
+    ]
+    return [v.message for v in evaluate(resources, None, policy)]
+
+
+def test_the_policy_pack_accepts_the_mapping_and_still_catches_a_secret_literal(result):
+    # DJANGOSTACK_SECRET_ENV lists names (its own name says SECRET): not a secret value.
+    assert policy_violations(result) == []
+    leaky = run("dev", {"env": {"API_TOKEN": "tok-123"}})  # a plain literal under a secret name
+    assert any("sets API_TOKEN in its environment" in m for m in policy_violations(leaky))
 
 
 def test_without_a_mapping_nothing_changes_in_the_environment(dev):
