@@ -171,6 +171,10 @@ class EnvTemplate:
     def has_literal(self) -> bool:
         return any(isinstance(p, str) and p for p in self.parts)
 
+    def text(self, values: Mapping[str, str]) -> str:
+        """The value over plain `values` (known at preview: the image's build-time values)."""
+        return "".join(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
+
     def render(self, values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
         """The value with each reference replaced by the stack value `values[name]`."""
         return pulumi.Output.concat(

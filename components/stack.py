@@ -54,6 +54,55 @@ def public_url(cfg: StackConfig) -> str:
     return f"https://{cfg.domain}{port}"
 
 
+def plain_stack_values(cfg: StackConfig) -> dict[str, str]:
+    """The plain (non-secret) stack values of config.STACK_VALUES, all known at preview."""
+    hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
+    return {
+        "postgresHost": postgres.HOST,
+        "postgresPort": str(postgres.PORT),
+        "postgresDb": cfg.postgres_db,
+        "postgresUser": cfg.postgres_user,
+        "redisUrl": redis.URL,
+        "redisHost": redis.HOST,
+        "redisPort": str(redis.PORT),
+        "allowedHosts": ",".join(hosts),
+        "csrfTrustedOrigins": public_url(cfg)
+        if cfg.is_prod
+        else f"http://localhost:{cfg.dev_port}",
+        "domain": cfg.domain,
+        "url": public_url(cfg),
+        "staticUrl": cfg.static_url,
+    }
+
+
+# Stand-in for secrets while the image is built: build args are readable in the image's
+# history, so a real secret never goes there.
+BUILD_STAND_IN = "collectstatic-only"
+
+
+def build_secret_stand_ins(cfg: StackConfig) -> dict[str, str]:
+    """The secret stack values as the build sees them: stand-ins of the right shape, enough for
+    settings that read them strictly to import (collectstatic connects to nothing)."""
+    return {
+        "postgresPassword": BUILD_STAND_IN,
+        "secretKey": f"{BUILD_STAND_IN}-{'0123456789abcdef' * 3}",  # 50+ characters
+        "databaseUrl": f"postgres://{cfg.postgres_user}:{BUILD_STAND_IN}"
+        f"@{postgres.HOST}:{postgres.PORT}/{cfg.postgres_db}",
+    }
+
+
+def build_environment(cfg: StackConfig) -> dict[str, str]:
+    """Config `env` and `secretEnv` as the build's collectstatic sees them
+    (DJANGOSTACK_BUILD_ENV, docker/support/collectstatic.py): `env` with the real plain values,
+    `secretEnv` over stand-ins for the secret stack values, and a value holding literal text
+    (itself a secret) replaced whole by a stand-in."""
+    values = {**plain_stack_values(cfg), **build_secret_stand_ins(cfg)}
+    built = {name: template.text(values) for name, template in cfg.env.items()}
+    for name, template in cfg.secret_env.items():
+        built[name] = BUILD_STAND_IN if template.has_literal else template.text(values)
+    return built
+
+
 def app_environment(
     cfg: StackConfig,
     env: Mapping[str, pulumi.Input[str]],
@@ -102,7 +151,7 @@ class DjangoStack(pulumi.ComponentResource):
             ).result
         )
 
-        self.image = Image(f"{name}-image", ImageArgs(cfg), child)
+        self.image = Image(f"{name}-image", ImageArgs(cfg, build_environment(cfg)), child)
         self.networks = Networks(f"{name}-networks", NetworksArgs(cfg), child)
         backend = self.networks.backend
         self.postgres = Postgres(f"{name}-postgres", PostgresArgs(cfg, backend, password), child)
@@ -110,23 +159,10 @@ class DjangoStack(pulumi.ComponentResource):
 
         self.url = public_url(cfg)
         self.database_url = database_url(cfg, password)
-        hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
-        allowed_hosts = ",".join(hosts)
-        csrf_origins = self.url if cfg.is_prod else f"http://localhost:{cfg.dev_port}"
+        plain = plain_stack_values(cfg)
         # Every stack value config `env` / `secretEnv` may reference (config.STACK_VALUES).
         values: dict[str, pulumi.Input[str]] = {
-            "postgresHost": postgres.HOST,
-            "postgresPort": str(postgres.PORT),
-            "postgresDb": cfg.postgres_db,
-            "postgresUser": cfg.postgres_user,
-            "redisUrl": self.redis.url,
-            "redisHost": redis.HOST,
-            "redisPort": str(redis.PORT),
-            "allowedHosts": allowed_hosts,
-            "csrfTrustedOrigins": csrf_origins,
-            "domain": cfg.domain,
-            "url": self.url,
-            "staticUrl": cfg.static_url,
+            **plain,
             "postgresPassword": pulumi.Output.secret(password),
             "databaseUrl": self.database_url,
             "secretKey": pulumi.Output.secret(secret_key),
@@ -138,8 +174,8 @@ class DjangoStack(pulumi.ComponentResource):
                 # `docker run` of the image, agree with the stack's config.
                 "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                 "REDIS_URL": self.redis.url,
-                "ALLOWED_HOSTS": allowed_hosts,
-                "CSRF_TRUSTED_ORIGINS": csrf_origins,
+                "ALLOWED_HOSTS": plain["allowedHosts"],
+                "CSRF_TRUSTED_ORIGINS": plain["csrfTrustedOrigins"],
                 "GUNICORN_WORKERS": str(cfg.web_workers),
                 "GUNICORN_GRACEFUL_TIMEOUT": str(app.GRACEFUL_TIMEOUT),
             },

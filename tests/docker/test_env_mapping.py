@@ -4,15 +4,20 @@ strictly, with no NAME_FILE handling) deployed unchanged as the dev stack of the
 (realized through the harness), with config `env` / `secretEnv` only: the migration job, web and
 Celery (and its health check) start, the project reaches the database with the mapped password,
 and no secret value shows in `docker inspect`. The product's entrypoint refuses to start when a
-listed secret file is missing or unreadable, naming the variable."""
+listed secret file is missing or unreadable, naming the variable. The same project's runtime
+image builds (its settings import at build time with the mapped names) with no secret in the
+image."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -24,7 +29,8 @@ from components.app import ENTRYPOINT, SECRET_ENV_VAR
 from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import realize, teardown
 from tests.harness.stacks import LiveStack, assert_hardened_and_healthy
-from tests.program import ROOT
+from tests.program import ROOT, run_program
+from tests.unit.conftest import FakeEngine
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +56,18 @@ def web_of(live: LiveStack, client: docker.DockerClient) -> Container:
     return web
 
 
+def project_copy(target: Path) -> Path:
+    """The fixture with the reference app's pins (the install step is shared with its builds
+    through BuildKit's cache)."""
+    shutil.copytree(FIXTURE, target)
+    shutil.copy(ROOT / "app" / "requirements.txt", target / "requirements.txt")
+    return target
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     workdir = tmp_path_factory.mktemp("envmap")
-    app_dir = workdir / "app"
-    shutil.copytree(FIXTURE, app_dir)
-    # The reference app's pins: the install step is shared with its builds (BuildKit's cache).
-    shutil.copy(ROOT / "app" / "requirements.txt", app_dir / "requirements.txt")
+    app_dir = project_copy(workdir / "app")
     name = f"envmap-{uuid.uuid4().hex[:6]}"
     config = {
         **config_for("dev", name, app_dir),
@@ -185,3 +196,47 @@ def test_the_entrypoint_exports_the_exact_file_contents(
         remove=True,
     )
     assert output.decode().strip() == repr("p@ss $HOME 'q'\n\n")
+
+
+def test_the_runtime_image_builds_with_the_mapped_names_and_no_secret(
+    build_image: Any, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """collectstatic imports the settings at build time: the program hands the build the
+    mapped names (plain values, stand-ins for secrets) and never a real secret."""
+    context = project_copy(tmp_path / "app")
+    real = {
+        "djangoSecretKey": secrets.token_urlsafe(64),
+        "postgresPassword": "pw-" + secrets.token_hex(8),
+    }
+    settings = {
+        "appDir": str(context),
+        "djangoSettingsModule": "",
+        "tlsSelfSigned": True,
+        "env": ENV,
+        "secretEnv": SECRET_ENV,
+    }
+    result = run_program(FakeEngine(), "prod", {**settings, **real}, [*real, "secretEnv"])
+    (image,) = [
+        r for r in result.of_type("docker-build:index:Image") if not r.name.endswith("-support")
+    ]
+    args = image.plain_inputs["buildArgs"]
+    tag = f"djangostack/fixture-envmap:{secrets.token_hex(6)}"
+    build_image(
+        context,
+        tag,
+        build_args={
+            "DJANGO_SETTINGS_MODULE": args["DJANGO_SETTINGS_MODULE"],
+            "DJANGOSTACK_BUILD_ENV": args["DJANGOSTACK_BUILD_ENV"],
+        },
+    )
+    built = docker_client.images.get(tag)
+    shown = json.dumps([built.attrs, built.history()])
+    for value in real.values():
+        assert value not in shown
+    css = docker_client.containers.run(
+        tag, ["cat", "/opt/djangostack/static/shop/site.css"], user="10001:10001", remove=True
+    )
+    assert css.decode() == "body { color: #234; }\n"
+    # Nothing of the build's values is left in the image's environment.
+    env_names = {item.split("=", 1)[0] for item in built.attrs["Config"]["Env"]}
+    assert env_names.isdisjoint(set(ENV) | set(SECRET_ENV))

@@ -6,15 +6,17 @@ preview naming the key, the entry and the fix."""
 from __future__ import annotations
 
 import base64
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import COMMAND, CONTAINER, PROD_SECRETS, SERVICE, run
+from conftest import COMMAND, CONTAINER, PROD_SECRETS, SERVICE, app_image, run
 from test_config import failure
 from test_secrets import SECRETS, leaks, stdin_files, strings
 from test_stack import by_role
 
-from components import config, renderers
+from components import config, renderers, stack
 from components.app import ENTRYPOINT, SECRET_ENV_VAR
 from policy import rules
 from policy.evaluate import evaluate
@@ -315,3 +317,39 @@ def test_templates_parse_literals_references_and_escapes(text, parts):
 def test_a_stray_dollar_is_an_error(text):
     with pytest.raises(ValueError, match=r"\$"):
         config.parse_template(text)
+
+
+def test_the_build_sees_the_mapped_names_with_plain_values_and_secret_stand_ins(result):
+    """The runtime build's collectstatic imports the settings: it gets every mapped name
+    (DJANGOSTACK_BUILD_ENV), never a real secret (build args are in the image's history)."""
+    build_args = app_image(result).plain_inputs["buildArgs"]
+    built = json.loads(build_args["DJANGOSTACK_BUILD_ENV"])
+    assert built["DB_HOST"] == "postgres" and built["PRICE"] == "costs $5 at localhost"
+    assert built["DB_PASSWORD"] == stack.BUILD_STAND_IN
+    assert built["SENTRY_DSN"] == stack.BUILD_STAND_IN  # literal text is a secret: replaced whole
+    assert built["DJANGO_SECRET_KEY"].startswith(stack.BUILD_STAND_IN)
+    assert len(built["DJANGO_SECRET_KEY"]) >= 50
+    assert set(built) == set(ENV) | set(SECRET_ENV)
+    shown = json.dumps(build_args)
+    for secret in (*SECRETS.values(), SENTRY_DSN):
+        assert secret not in shown
+
+
+def test_without_a_mapping_the_build_inputs_do_not_change(dev):
+    assert "DJANGOSTACK_BUILD_ENV" not in app_image(dev).plain_inputs["buildArgs"]
+
+
+def test_the_build_values_cover_every_stack_value_with_its_secrecy():
+    # Only the attributes the two functions read.
+    cfg = SimpleNamespace(
+        is_prod=True,
+        domain="shop.example.com",
+        dev_port=8000,
+        https_port=443,
+        postgres_db="app",
+        postgres_user="app",
+        static_url="/static/",
+    )
+    plain, secret = stack.plain_stack_values(cfg), stack.build_secret_stand_ins(cfg)
+    assert set(plain) == {n for n, is_secret in config.STACK_VALUES.items() if not is_secret}
+    assert set(secret) == {n for n, is_secret in config.STACK_VALUES.items() if is_secret}
