@@ -6,7 +6,7 @@ Celery (and its health check) start, the project reaches the database with the m
 and no secret value shows in `docker inspect`. The product's entrypoint refuses to start when a
 listed secret file is missing or unreadable, naming the variable. The same project's runtime
 image builds (its settings import at build time with the mapped names) with no secret in the
-image."""
+image, and its prod stack (Swarm, Docker secrets, Gunicorn behind nginx) serves it too."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import realize, teardown
 from tests.harness.stacks import LiveStack, assert_hardened_and_healthy
 from tests.program import ROOT, run_program
+from tests.support.prodstack import ProdStack
 from tests.unit.conftest import FakeEngine
 
 pytestmark = pytest.mark.slow
@@ -240,3 +241,37 @@ def test_the_runtime_image_builds_with_the_mapped_names_and_no_secret(
     # Nothing of the build's values is left in the image's environment.
     env_names = {item.split("=", 1)[0] for item in built.attrs["Config"]["Env"]}
     assert env_names.isdisjoint(set(ENV) | set(SECRET_ENV))
+
+
+def test_the_prod_stack_serves_it_through_nginx_with_docker_secrets(tmp_path: Path) -> None:
+    """Swarm services: the secretEnv names arrive as Docker secrets under /run/secrets, the
+    image's CMD (entrypoint, then Gunicorn) exports them; nothing secret in a service spec."""
+    name = f"envmap-prod-{uuid.uuid4().hex[:6]}"
+    app_dir = project_copy(tmp_path / "app")
+    config = {
+        **config_for("prod", name, app_dir),
+        "djangoSettingsModule": "",
+        "env": ENV,
+        # References only: plain text is allowed (the values are the stack's secrets).
+        "secretEnv": SECRET_ENV,
+    }
+    stack = ProdStack(name, tmp_path / "state", app_dir, config)
+    try:
+        stack.realize()
+        response = stack.get("/whoami/")
+        assert response.status_code == 200, response.text[:2000]
+        body = response.json()
+        secret_key, password = config["djangoSecretKey"], config["postgresPassword"]
+        assert body["secret_key_sha256"] == hashlib.sha256(secret_key.encode()).hexdigest()
+        assert (body["database"], body["user"], body["migrated"]) == ("app", "app", True)
+        for role in ("web", "celery"):
+            spec = stack.service(role).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+            shown = json.dumps(spec)
+            assert secret_key not in shown and password not in shown, role
+            files = {s["File"]["Name"] for s in spec.get("Secrets") or []}
+            assert {"/run/secrets/DB_PASSWORD", "/run/secrets/DJANGO_SECRET_KEY"} <= files
+            for task in stack.containers(role):
+                env = "\n".join(task.attrs["Config"]["Env"])
+                assert secret_key not in env and password not in env, task.name
+    finally:
+        teardown(name)
