@@ -27,6 +27,11 @@ GRACEFUL_TIMEOUT = 30  # gunicorn drains requests this long on SIGTERM
 # The product's health endpoint in front of every project's app (docker/support/djangostack_wsgi.py
 # HEALTH_PATH; the image's HEALTHCHECK probes it too): database and Redis, no view needed.
 HEALTH_PATH = "/_djangostack/health/"
+# The product's entrypoint (docker/support/entrypoint), first word of every app command: it
+# exports each name listed in SECRET_ENV_VAR (config secretEnv) from its NAME_FILE, then execs
+# the rest. The image's CMD (web) starts with it too.
+ENTRYPOINT = "/opt/djangostack/entrypoint"
+SECRET_ENV_VAR = "DJANGOSTACK_SECRET_ENV"  # noqa: S105 - a variable name, no secret
 
 
 def web_health(path: str) -> HealthCheck:
@@ -49,11 +54,13 @@ def web_health(path: str) -> HealthCheck:
 
 def celery_health(celery_app: str) -> HealthCheck:
     """Celery's own liveness, never web's HTTP check (HOSTNAME is the node name's host part);
-    `celery_app` is the project's (cfg.celery_app, detected or configured)."""
+    `celery_app` is the project's (cfg.celery_app, detected or configured). Through the
+    entrypoint: loading the app loads the project's settings, which may read a secretEnv NAME."""
     return HealthCheck(
         test=(
             "CMD-SHELL",
-            f"celery -A {celery_app} inspect ping --destination celery@$HOSTNAME --timeout 5",
+            f"{ENTRYPOINT} celery -A {celery_app} inspect ping "
+            "--destination celery@$HOSTNAME --timeout 5",
         ),
         interval="30s",
         timeout="15s",
@@ -150,6 +157,7 @@ class Celery(pulumi.ComponentResource):
             limits=Limits(memory_mb=cfg.memory_mb["celery"], cpus=1.0, pids=256),
             health=celery_health(cfg.celery_app),
             command=(
+                ENTRYPOINT,
                 "celery",
                 "-A",
                 cfg.celery_app,

@@ -13,7 +13,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +77,10 @@ KEYS: dict[str, str] = {
     "postgresMemoryMb": "1024",
     "redisMemoryMb": "256",
     "nginxMemoryMb": "128",
+    "env": "'${postgresHost}'",
+    "secretEnv": "'${postgresPassword}'",
 }
-SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey"})
+SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey", "secretEnv"})
 MEMORY_KEYS = (
     "webMemoryMb",
     "celeryMemoryMb",
@@ -107,11 +109,106 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
 )
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+# Environment mapping (keys `env` and `secretEnv`: the project's own variable names -> a
+# template of literal text and ${name} references). The one table of the stack values a template
+# may reference: name -> secret? A secret value may only go to `secretEnv`. components/stack.py
+# supplies every value (docs/config.md "Environment mapping").
+STACK_VALUES: dict[str, bool] = {
+    "postgresHost": False,
+    "postgresPort": False,
+    "postgresDb": False,
+    "postgresUser": False,
+    "redisUrl": False,
+    "redisHost": False,
+    "redisPort": False,
+    "allowedHosts": False,
+    "csrfTrustedOrigins": False,
+    "domain": False,
+    "url": False,
+    "staticUrl": False,
+    "postgresPassword": True,
+    "databaseUrl": True,
+    "secretKey": True,
+}
+ENV_KEYS = ("env", "secretEnv")  # object keys: their fix hint sets one entry with `--path`
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Names the product sets for its own reasons: a mapping must not change them.
+RESERVED_ENV = {
+    "DJANGO_SETTINGS_MODULE": "set it with `pulumi config set djangoSettingsModule <module>`",
+    "DJANGOSTACK_SECRET_ENV": "the product lists the secretEnv names in it",
+    "PATH": "the image's virtualenv must stay first",
+    "HOME": "the image's user has no home directory",
+    "HOSTNAME": "Docker sets it; the Celery health check reads it",
+    "VIRTUAL_ENV": "the image's virtualenv",
+}
+# `$$` (a literal $), `${name}` (a reference), or a `$` that is neither (an error).
+_TEMPLATE_TOKEN = re.compile(r"\$\$|\$\{([^}]*)\}|\$")
 IPV4_RE = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 
 
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration; the engine prints RunError messages without a traceback."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A `${name}` reference to a stack value (a key of STACK_VALUES)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class EnvTemplate:
+    """One parsed `env` / `secretEnv` value: literal text and references, in order."""
+
+    parts: tuple[str | Ref, ...]
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts if isinstance(p, Ref))
+
+    @property
+    def has_literal(self) -> bool:
+        return any(isinstance(p, str) and p for p in self.parts)
+
+    def text(self, values: Mapping[str, str]) -> str:
+        """The value over plain `values` (known at preview: the image's build-time values)."""
+        return "".join(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
+
+    def render(self, values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+        """The value with each reference replaced by the stack value `values[name]`."""
+        return pulumi.Output.concat(
+            "", *(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
+        )
+
+
+def parse_template(text: str) -> EnvTemplate:
+    """Split `text` into literal text and `${name}` references (`$$` is a literal `$`); raise
+    ValueError on a `$` that starts neither. Names are checked against STACK_VALUES later."""
+    parts: list[str | Ref] = []
+    literal = ""
+    position = 0
+    for match in _TEMPLATE_TOKEN.finditer(text):
+        literal += text[position : match.start()]
+        position = match.end()
+        piece = match.group(0)
+        if piece == "$$":
+            literal += "$"
+        elif piece == "$":
+            raise ValueError(
+                f"a $ at offset {match.start()} starts no ${{name}}; write $$ for a literal $"
+            )
+        elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", match.group(1)):
+            raise ValueError(f"{piece!r} is not a reference: ${{name}}, name a stack value")
+        else:
+            if literal:
+                parts.append(literal)
+                literal = ""
+            parts.append(Ref(match.group(1)))
+    literal += text[position:]
+    if literal:
+        parts.append(literal)
+    return EnvTemplate(tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -163,6 +260,10 @@ class StackConfig:
     backup_retention: int
     monitoring: bool
     memory_mb: dict[str, int]  # role -> MiB
+    # Config `env` / `secretEnv`: the project's own variable names -> templates over the stack
+    # values (STACK_VALUES); every app container, service and job gets them.
+    env: dict[str, EnvTemplate]
+    secret_env: dict[str, EnvTemplate]
 
     @property
     def is_prod(self) -> bool:
@@ -208,10 +309,26 @@ class _Reader:
             if k.startswith(f"{PROJECT}:")
         }
 
-    def problem(self, key: str, what: str, example: str | None = None, index: int = 0) -> None:
-        secret = "--secret " if key in SECRET_KEYS else ""
-        target = f"--path '{key}[{index}]'" if key in LIST_KEYS else key
-        fix = f"pulumi config set {secret}{target} {example or KEYS[key]}"
+    def problem(
+        self,
+        key: str,
+        what: str,
+        example: str | None = None,
+        index: int = 0,
+        name: str = "NAME",
+        fix: str | None = None,
+    ) -> None:
+        """Record a problem of `key` with its fix: `fix`, else a `pulumi config set` of
+        `example` (default: KEYS[key]); list keys set element `index`, object keys entry
+        `name`."""
+        if fix is None:
+            secret = "--secret " if key in SECRET_KEYS else ""
+            target = key
+            if key in LIST_KEYS:
+                target = f"--path '{key}[{index}]'"
+            elif key in ENV_KEYS:
+                target = f"--path '{key}.{name}'"
+            fix = f"pulumi config set {secret}{target} {example or KEYS[key]}"
         self.problems.append(f"{PROJECT}:{key}: {what}. Fix: {fix}")
 
     def unknown_keys(self) -> None:
@@ -297,6 +414,56 @@ class _Reader:
                 what = f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)"
                 self.problem(key, what, index=index)
         return tuple(value)
+
+    def env_map(self, key: str) -> dict[str, EnvTemplate]:
+        """An object of environment variable names -> templates. The engine hands objects to
+        the program as JSON text (`pulumi config set --path 'env.NAME' value`); `--path`
+        turns true/false and numbers into JSON booleans and numbers: they become their text."""
+        value = self.values.get(key, self.defaults.get(key))
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return {}  # unset (Pulumi.yaml's short-form default is "")
+        if isinstance(value, str):
+            with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
+                value = json.loads(value)
+        if not isinstance(value, dict):
+            self.problem(key, f"must be an object of variable names, got {value!r}")
+            return {}
+        templates: dict[str, EnvTemplate] = {}
+        for name, raw in sorted(value.items()):
+            if not ENV_NAME_RE.match(name):
+                what = f"{name!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                self.problem(key, what, fix=f"pulumi config rm --path '{key}.{name}'")
+                continue
+            if name in RESERVED_ENV or name.startswith("DJANGOSTACK_"):
+                why = RESERVED_ENV.get(name, "the product's own variables start with DJANGOSTACK_")
+                self.problem(
+                    key,
+                    f"{name} is set by the product ({why})",
+                    fix=f"pulumi config rm --path '{key}.{name}'",
+                )
+                continue
+            if isinstance(raw, bool):
+                raw = "true" if raw else "false"
+            elif isinstance(raw, int | float):
+                raw = str(raw)
+            if not isinstance(raw, str):
+                self.problem(key, f"{name} must be a string, got {raw!r}", name=name)
+                continue
+            try:
+                template = parse_template(raw)
+            except ValueError as error:
+                self.problem(key, f"{name}: {error}", name=name)
+                continue
+            unknown = [ref for ref in template.refs if ref not in STACK_VALUES]
+            if unknown:
+                known = ", ".join(sorted(STACK_VALUES))
+                listed = ", ".join(f"${{{ref}}}" for ref in unknown)
+                self.problem(
+                    key, f"{name}: unknown stack value {listed}; known: {known}", name=name
+                )
+                continue
+            templates[name] = template
+        return templates
 
     def reference(self, key: str) -> str:
         value = self.text(key)
@@ -401,6 +568,8 @@ def load_config(root: Path = ROOT) -> StackConfig:
             "must be at least 50 characters, 5 distinct, without the 'django-insecure-' prefix",
         )
 
+    env, secret_env = _environment(r)
+
     memory_mb = {}
     for key in MEMORY_KEYS:
         role = key.removesuffix("MemoryMb")
@@ -454,6 +623,8 @@ def load_config(root: Path = ROOT) -> StackConfig:
         backup_retention=r.integer("backupRetention", 1, 365),
         monitoring=r.boolean("monitoring"),
         memory_mb=memory_mb,
+        env=env,
+        secret_env=secret_env,
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -463,6 +634,56 @@ def load_config(root: Path = ROOT) -> StackConfig:
             f"invalid configuration for stack {stack!r} ({len(r.problems)} problem(s)):\n{listing}"
         )
     return cfg
+
+
+def _environment(r: _Reader) -> tuple[dict[str, EnvTemplate], dict[str, EnvTemplate]]:
+    """`env` and `secretEnv`, with the rules that keep secrets out of plain text: no secret
+    stack value in `env`, no literal text in a `secretEnv` set in plain text, `env` itself never
+    a secret, no name in both."""
+    env = r.env_map("env")
+    secret_env = r.env_map("secretEnv")
+    if env and _is_secret(f"{PROJECT}:env"):
+        r.problem(
+            "env",
+            "is a secret (set with --secret): its values would be plain text in every "
+            "container's configuration; secret values go in secretEnv",
+            fix="pulumi config rm env && "
+            "pulumi config set --secret --path 'secretEnv.NAME' <value>",
+        )
+    for name, template in sorted(env.items()):
+        secret_refs = [ref for ref in template.refs if STACK_VALUES[ref]]
+        if secret_refs:
+            listed = ", ".join(f"${{{ref}}}" for ref in secret_refs)
+            r.problem(
+                "env",
+                f"{name} uses the secret stack value {listed}: move it to secretEnv",
+                fix=f"pulumi config rm --path 'env.{name}' && pulumi config set --secret --path "
+                f"'secretEnv.{name}' <the same value>",
+            )
+    if not _is_secret(f"{PROJECT}:secretEnv"):
+        for name, template in sorted(secret_env.items()):
+            if template.has_literal:
+                r.problem(
+                    "secretEnv",
+                    f"{name} holds literal text but secretEnv is set in plain text; "
+                    "it must be a secret",
+                    "<value>",
+                    name=name,
+                )
+    for name in sorted(set(env) & set(secret_env)):
+        r.problem(
+            "env",
+            f"{name} is in both env and secretEnv; keep one",
+            fix=f"pulumi config rm --path 'env.{name}'",
+        )
+    for name in sorted(env):
+        if name.endswith("_FILE") and name.removesuffix("_FILE") in secret_env:
+            r.problem(
+                "env",
+                f"{name} is the file variable of secretEnv.{name.removesuffix('_FILE')}",
+                fix=f"pulumi config rm --path 'env.{name}'",
+            )
+    return env, secret_env
 
 
 def _identifier(r: _Reader, key: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -32,6 +34,9 @@ def context_hash(context: Path, dockerfile: Path) -> str:
 @dataclass(frozen=True)
 class ImageArgs:
     cfg: StackConfig
+    # Config env/secretEnv names -> build-time values (stack.build_environment): the runtime
+    # build's collectstatic imports settings that may read them. Never a real secret.
+    build_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class Image(pulumi.ComponentResource):
@@ -120,6 +125,12 @@ class Image(pulumi.ComponentResource):
                     # Debian packages (names checked by the config), space-separated.
                     "BUILD_PACKAGES": " ".join(cfg.build_packages),
                     "RUNTIME_PACKAGES": " ".join(cfg.runtime_packages),
+                    # Only when mapped, so stacks without a mapping keep their build inputs.
+                    **(
+                        {"DJANGOSTACK_BUILD_ENV": json.dumps(dict(args.build_env), sort_keys=True)}
+                        if args.build_env
+                        else {}
+                    ),
                 },
                 secrets=secrets or None,
                 cache_from=cache_from,

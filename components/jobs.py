@@ -10,8 +10,8 @@ import pulumi
 import pulumi_docker as docker
 
 from components import postgres, renderers
+from components.app import ENTRYPOINT, AppEnv
 from components.app import USER as APP_USER
-from components.app import AppEnv
 from components.config import StackConfig
 from components.networks import Networks
 from components.spec import TMP, Limits, Mount, ServiceSpec
@@ -111,7 +111,9 @@ class Migration(pulumi.ComponentResource):
             image=args.image_ref,
             user=APP_USER,
             limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
-            command=("python", "manage.py", "migrate", "--noinput"),
+            # After run_once's secrets prologue (it execs this command): the entrypoint then
+            # exports the secretEnv names from the files the prologue wrote.
+            command=(ENTRYPOINT, "python", "manage.py", "migrate", "--noinput"),
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),

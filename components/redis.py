@@ -14,6 +14,7 @@ from components.spec import TMP, HealthCheck, Limits, Mount, ServiceSpec
 
 HOST = "redis"
 PORT = 6379
+URL = f"redis://{HOST}:{PORT}/0"  # broker, result backend and cache of every app container
 USER = "999:999"  # always set: started as root without setuid it would stay root
 
 
@@ -57,5 +58,5 @@ class Redis(pulumi.ComponentResource):
             f"{name}-container", spec, pulumi.ResourceOptions(parent=self)
         )
         self.host = HOST
-        self.url = f"redis://{HOST}:{PORT}/0"
+        self.url = URL
         self.register_outputs({"host": HOST, "url": self.url, "volume": self.volume.name})

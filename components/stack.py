@@ -6,14 +6,15 @@ backup -> migration -> web and Celery (-> static sync -> nginx in prod)."""
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
 
-from components import app, postgres
+from components import app, postgres, redis
 from components.app import AppArgs, AppEnv, Celery, Web
-from components.config import StackConfig
+from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
 from components.jobs import (
     Backup,
@@ -66,6 +67,81 @@ def _after(dependency: pulumi.Resource) -> pulumi.ResourceTransformation:
     return transform
 
 
+def plain_stack_values(cfg: StackConfig) -> dict[str, str]:
+    """The plain (non-secret) stack values of config.STACK_VALUES, all known at preview."""
+    hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
+    return {
+        "postgresHost": postgres.HOST,
+        "postgresPort": str(postgres.PORT),
+        "postgresDb": cfg.postgres_db,
+        "postgresUser": cfg.postgres_user,
+        "redisUrl": redis.URL,
+        "redisHost": redis.HOST,
+        "redisPort": str(redis.PORT),
+        "allowedHosts": ",".join(hosts),
+        "csrfTrustedOrigins": public_url(cfg)
+        if cfg.is_prod
+        else f"http://localhost:{cfg.dev_port}",
+        "domain": cfg.domain,
+        "url": public_url(cfg),
+        "staticUrl": cfg.static_url,
+    }
+
+
+# Stand-in for secrets while the image is built: build args are readable in the image's
+# history, so a real secret never goes there.
+BUILD_STAND_IN = "collectstatic-only"
+
+
+def build_secret_stand_ins(cfg: StackConfig) -> dict[str, str]:
+    """The secret stack values as the build sees them: stand-ins of the right shape, enough for
+    settings that read them strictly to import (collectstatic connects to nothing)."""
+    return {
+        "postgresPassword": BUILD_STAND_IN,
+        "secretKey": f"{BUILD_STAND_IN}-{'0123456789abcdef' * 3}",  # 50+ characters
+        "databaseUrl": f"postgres://{cfg.postgres_user}:{BUILD_STAND_IN}"
+        f"@{postgres.HOST}:{postgres.PORT}/{cfg.postgres_db}",
+    }
+
+
+def build_environment(cfg: StackConfig) -> dict[str, str]:
+    """Config `env` and `secretEnv` as the build's collectstatic sees them
+    (DJANGOSTACK_BUILD_ENV, docker/support/collectstatic.py): `env` with the real plain values,
+    `secretEnv` over stand-ins for the secret stack values, and a value holding literal text
+    (itself a secret) replaced whole by a stand-in."""
+    values = {**plain_stack_values(cfg), **build_secret_stand_ins(cfg)}
+    built = {name: template.text(values) for name, template in cfg.env.items()}
+    for name, template in cfg.secret_env.items():
+        built[name] = BUILD_STAND_IN if template.has_literal else template.text(values)
+    return built
+
+
+def app_environment(
+    cfg: StackConfig,
+    env: Mapping[str, pulumi.Input[str]],
+    secret_env: Mapping[str, pulumi.Input[str]],
+    values: Mapping[str, pulumi.Input[str]],
+) -> AppEnv:
+    """The built-in `env` / `secret_env` with config `env` and `secretEnv` rendered over the
+    stack `values` (one per STACK_VALUES name) and merged in: a mapped name replaces a built-in
+    one of the same name, in either map. The secretEnv names go in DJANGOSTACK_SECRET_ENV, so
+    the product's entrypoint exports each NAME from its NAME_FILE for projects that read NAME."""
+    if set(values) != set(STACK_VALUES):
+        raise ValueError(f"stack values {sorted(values)} differ from {sorted(STACK_VALUES)}")
+    plain = dict(env)
+    secret = dict(secret_env)
+    for name, template in cfg.env.items():
+        plain[name] = template.render(values)
+        secret.pop(name, None)
+    for name, template in cfg.secret_env.items():
+        # Literal text of a secretEnv value is secret too, not only the secret stack values.
+        secret[name] = pulumi.Output.secret(template.render(values))
+        plain.pop(name, None)
+    if cfg.secret_env:
+        plain[app.SECRET_ENV_VAR] = " ".join(sorted(cfg.secret_env))
+    return AppEnv(env=plain, secret_env=secret)
+
+
 class DjangoStack(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DjangoStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -88,7 +164,7 @@ class DjangoStack(pulumi.ComponentResource):
             ).result
         )
 
-        self.image = Image(f"{name}-image", ImageArgs(cfg), child)
+        self.image = Image(f"{name}-image", ImageArgs(cfg, build_environment(cfg)), child)
         # Every Docker object of the stack waits for the build: a project whose dependencies do
         # not install stops the deploy with nothing created (a transformation, because
         # `depends_on` on a component does not reach the resources inside it).
@@ -100,21 +176,28 @@ class DjangoStack(pulumi.ComponentResource):
 
         self.url = public_url(cfg)
         self.database_url = database_url(cfg, password)
-        hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
-        app_env = AppEnv(
+        plain = plain_stack_values(cfg)
+        # Every stack value config `env` / `secretEnv` may reference (config.STACK_VALUES).
+        values: dict[str, pulumi.Input[str]] = {
+            **plain,
+            "postgresPassword": pulumi.Output.secret(password),
+            "databaseUrl": self.database_url,
+            "secretKey": pulumi.Output.secret(secret_key),
+        }
+        app_env = app_environment(
+            cfg,
             env={
                 # Also the image's ENV (a build arg): explicit here so every container, and a
                 # `docker run` of the image, agree with the stack's config.
                 "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
                 "REDIS_URL": self.redis.url,
-                "ALLOWED_HOSTS": ",".join(hosts),
-                "CSRF_TRUSTED_ORIGINS": self.url
-                if cfg.is_prod
-                else f"http://localhost:{cfg.dev_port}",
+                "ALLOWED_HOSTS": plain["allowedHosts"],
+                "CSRF_TRUSTED_ORIGINS": plain["csrfTrustedOrigins"],
                 "GUNICORN_WORKERS": str(cfg.web_workers),
                 "GUNICORN_GRACEFUL_TIMEOUT": str(app.GRACEFUL_TIMEOUT),
             },
             secret_env={"SECRET_KEY": secret_key, "DATABASE_URL": self.database_url},
+            values=values,
         )
 
         image_ref = self.image.ref

@@ -54,8 +54,16 @@ SECRET_ENV_NAME = re.compile(
 )
 
 
+# Variables whose name matches but whose value is a list of names, never a secret: the
+# product's entrypoint exports each listed NAME from NAME_FILE (config secretEnv,
+# docker/support/entrypoint).
+SECRET_NAME_LISTS = frozenset({"DJANGOSTACK_SECRET_ENV"})
+
+
 def is_secret_env_name(name: str) -> bool:
     """Whether env variable `name` holds a secret value (its `_FILE` form holds a path)."""
+    if name.upper() in SECRET_NAME_LISTS:
+        return False
     return bool(SECRET_ENV_NAME.search(name)) and not name.upper().endswith("_FILE")
 
 

@@ -3,6 +3,7 @@ STATIC_ROOT, whatever it is, then linked at STATIC_LINK, the fixed path the stac
 job copies from (components/jobs.py StaticFiles). A project without STATIC_ROOT fails the build
 with the setting to add. Run as `python /opt/djangostack/collectstatic.py` from the project."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,11 @@ STATIC_LINK = Path("/opt/djangostack/static")
 
 
 def main() -> None:
+    # The stack's env / secretEnv names (config), as JSON from the program
+    # (components/stack.py build_environment: plain values, stand-ins for secrets), so settings
+    # that read the project's own names strictly import; what is already set stays.
+    for name, value in json.loads(os.environ.get("DJANGOSTACK_BUILD_ENV") or "{}").items():
+        os.environ.setdefault(name, value)
     sys.path.insert(0, os.getcwd())  # the project, as `python manage.py` would have it
     import django
 

@@ -21,6 +21,8 @@ from docker.models.containers import Container
 from docker.models.images import Image
 from docker.models.networks import Network
 
+from components.app import ENTRYPOINT
+
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_UID = 10001
 # Names of this module's images and containers (labels, from conftest, drive the cleanup).
@@ -206,7 +208,8 @@ def test_labels_and_version_come_from_build_args(
     assert config["Labels"]["org.opencontainers.image.source"] == runtime_build_args["SOURCE_URL"]
     assert f"APP_VERSION={runtime_build_args['VERSION']}" in config["Env"]
     assert config["ExposedPorts"] == {"8000/tcp": {}}
-    assert config["Cmd"][0] == "gunicorn"
+    # Gunicorn through the product's entrypoint (it exports the secretEnv names first).
+    assert config["Cmd"][:2] == [ENTRYPOINT, "gunicorn"]
 
 
 def test_static_files_are_collected_with_hashed_names(image_files: dict) -> None:

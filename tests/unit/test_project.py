@@ -15,6 +15,7 @@ from test_secrets import stdin_files
 from test_stack import by_role
 
 from components import app, project
+from components.app import ENTRYPOINT
 from tests.program import ROOT
 
 MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{}")\n'
@@ -114,7 +115,7 @@ def test_detected_names_reach_the_build_the_containers_and_celery(tmp_path: Path
     (celery,) = by_role(result, "celery")
     assert celery.type == CONTAINER
     inputs = celery.plain_inputs
-    assert inputs["command"][:3] == ["celery", "-A", "shop"]
+    assert inputs["command"][:4] == [ENTRYPOINT, "celery", "-A", "shop"]
     assert "celery -A shop inspect ping" in inputs["healthcheck"]["tests"][1]
     assert "DJANGO_SETTINGS_MODULE=shop.settings.prod" in inputs["envs"]
 
@@ -126,7 +127,7 @@ def test_overrides_win_over_detection(tmp_path: Path) -> None:
     build_args = app_image(result).plain_inputs["buildArgs"]
     assert build_args["DJANGO_SETTINGS_MODULE"] == "shop.settings.dev"
     (celery,) = by_role(result, "celery")
-    assert celery.plain_inputs["command"][:3] == ["celery", "-A", "tasks"]
+    assert celery.plain_inputs["command"][:4] == [ENTRYPOINT, "celery", "-A", "tasks"]
 
 
 def test_undetectable_settings_fail_at_preview_naming_the_key(tmp_path: Path) -> None:
