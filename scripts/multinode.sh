@@ -63,7 +63,10 @@ need_tools() {
 
 bridge_up() {
   ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
-  ip addr show dev "$BRIDGE" | grep -q " $HOST_IP/" || ip addr add "$HOST_IP/$NET_BITS" dev "$BRIDGE"
+  # Output captured first: `grep -q` closing the pipe early would fail it under pipefail.
+  local addrs
+  addrs=$(ip addr show dev "$BRIDGE")
+  [[ "$addrs" == *" $HOST_IP/"* ]] || ip addr add "$HOST_IP/$NET_BITS" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # The host engine sets FORWARD's policy to DROP: let the nodes talk to each other.
   iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null \
@@ -78,8 +81,9 @@ namespace_up() {
   fi
   ip link set "$veth" master "$BRIDGE" up
   ip -n "$ns" link set lo up
-  ip -n "$ns" addr show dev eth0 | grep -q " ${NODE_IP[$node]}/" \
-    || ip -n "$ns" addr add "${NODE_IP[$node]}/$NET_BITS" dev eth0
+  local addrs
+  addrs=$(ip -n "$ns" addr show dev eth0)
+  [[ "$addrs" == *" ${NODE_IP[$node]}/"* ]] || ip -n "$ns" addr add "${NODE_IP[$node]}/$NET_BITS" dev eth0
   ip -n "$ns" link set eth0 up
 }
 
@@ -213,7 +217,7 @@ down() {
     # Engines stop their containers on SIGTERM; the Swarm goes with the data roots.
     stop_pid "$RUN/$node/docker.pid"
     # Whatever a killed engine left mounted under its roots.
-    grep -oE " ($DATA/$node|$RUN/$node)[^ ]*" /proc/mounts | sort -r | while read -r mnt; do
+    { grep -oE " ($DATA/$node|$RUN/$node)[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do
       umount -l "$mnt" 2>/dev/null || true
     done
     ip link del "${PREFIX}-v$node" 2>/dev/null || true
