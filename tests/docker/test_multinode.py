@@ -31,9 +31,9 @@ import docker
 import pytest
 
 from tests.docker.stack_config import config_for
-from tests.harness import leftovers, teardown
+from tests.harness import LABEL, leftovers, teardown
 from tests.support.load import LoadLoop, LoadResult
-from tests.support.prodstack import ProdStack, copy_app
+from tests.support.prodstack import ROLE_LABEL, ProdStack, copy_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "multinode.sh"
@@ -176,7 +176,7 @@ def _node_id(stack: ProdStack, name: str) -> str:
 
 
 def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
-    stack: ProdStack, capsys: pytest.CaptureFixture[str]
+    testbed: dict[str, str], stack: ProdStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     placement = _settle(stack, "web", 2)
     celery = dict(_placement(stack, "celery"))
@@ -191,9 +191,17 @@ def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
         for task in _running_tasks(stack, role):
             assert task["Spec"]["ContainerSpec"]["Image"] == image_ref
             assert task["Spec"]["Placement"]["Constraints"] == ["node.labels.djangostack.app==true"]
-    # Postgres, Redis and nginx are plain containers: on the manager, with their volumes.
+    # Postgres, Redis and nginx are plain containers: on the manager, with their volumes; the
+    # workers hold only web and Celery task containers and no volume of the stack.
     for role in ("postgres", "redis", "nginx"):
         assert stack.container(role).status == "running", role
+    assert stack.client.volumes.list(filters={"label": f"{LABEL}={stack.name}"})
+    for worker in WORKERS:
+        engine = docker.DockerClient(base_url=testbed[f"MULTINODE_HOST_{worker.upper()}"])
+        selector = {"label": f"{LABEL}={stack.name}"}
+        roles = {c.labels.get(ROLE_LABEL) for c in engine.containers.list(filters=selector)}
+        assert roles <= {"web", "celery"}, (worker, roles)
+        assert engine.volumes.list(filters=selector) == [], worker
 
 
 def test_drain_under_load_moves_tasks_without_a_failed_request(
