@@ -51,6 +51,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 need_tools() {
   local missing=()
   command -v socat >/dev/null || missing+=(socat)
+  command -v curl >/dev/null || missing+=(curl)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v iptables >/dev/null || missing+=(iptables)
