@@ -15,6 +15,7 @@ from components.spec import (
     Limits,
     Mount,
     NetworkAttachment,
+    Placement,
     Port,
     RegistryAuth,
     ServiceSpec,
@@ -93,6 +94,19 @@ def registry_auth(cfg: StackConfig) -> RegistryAuth | None:
     return RegistryAuth(cfg.registry, cfg.registry_username, cfg.registry_password)
 
 
+def placement(cfg: StackConfig, max_replicas_per_node: int = 0) -> Placement | None:
+    """Where web and Celery tasks may run on a multi-node Swarm (docs/multinode.md): only on
+    nodes with `appNodeLabel`, at most `max_replicas_per_node` per node. None when nothing is
+    configured, so single-host stacks keep the service spec they always had."""
+    constraints: tuple[str, ...] = ()
+    if cfg.app_node_label:
+        key, _, value = cfg.app_node_label.partition("=")
+        constraints = (f"node.labels.{key}=={value}",)
+    if not constraints and not max_replicas_per_node:
+        return None
+    return Placement(constraints, max_replicas_per_node)
+
+
 def render(
     name: str, cfg: StackConfig, spec: ServiceSpec, opts: pulumi.ResourceOptions
 ) -> list[str]:
@@ -136,6 +150,7 @@ class Web(pulumi.ComponentResource):
             ports=(Port(PORT, cfg.dev_port, "127.0.0.1"),) if dev else (),
             stop_grace_seconds=GRACEFUL_TIMEOUT + 15,  # above gunicorn's graceful timeout
             replicas=1 if dev else cfg.web_replicas,
+            placement=placement(cfg, cfg.web_max_replicas_per_node),
         )
         opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.names = render(name, cfg, spec, opts_child)
@@ -172,6 +187,7 @@ class Celery(pulumi.ComponentResource):
             tmpfs=(TMP,),
             networks=tuple(args.networks),
             stop_grace_seconds=120,
+            placement=placement(cfg),
         )
         opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.names = render(name, cfg, spec, opts_child)

@@ -57,6 +57,8 @@ KEYS: dict[str, str] = {
     "publicBindAddress": "0.0.0.0",  # noqa: S104 - an example value
     "devPort": "8000",
     "webReplicas": "2",
+    "appNodeLabel": "djangostack.app=true",
+    "webMaxReplicasPerNode": "2",
     "webWorkers": "3",
     "celeryConcurrency": "2",
     "postgresImage": "postgres:16-bookworm",
@@ -143,6 +145,8 @@ RESERVED_ENV = {
 }
 # `$$` (a literal $), `${name}` (a reference), or a `$` that is neither (an error).
 _TEMPLATE_TOKEN = re.compile(r"\$\$|\$\{([^}]*)\}|\$")
+# A Swarm node label `key=value`: Docker's label keys (letters, digits, . _ -), a plain value.
+NODE_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*=[A-Za-z0-9._-]+$")
 IPV4_RE = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 
 
@@ -244,6 +248,8 @@ class StackConfig:
     public_bind_address: str
     dev_port: int
     web_replicas: int
+    app_node_label: str  # "key=value": web and Celery tasks only on nodes carrying it
+    web_max_replicas_per_node: int  # 0: no limit
     web_workers: int
     celery_concurrency: int
     postgres_image: str
@@ -543,6 +549,21 @@ def load_config(root: Path = ROOT) -> StackConfig:
             "task. Recommended: pulumi config set webReplicas 2"
         )
 
+    app_node_label = r.text("appNodeLabel")
+    web_max_per_node = r.integer("webMaxReplicasPerNode", 0, 64)
+    if app_node_label and not NODE_LABEL_RE.match(app_node_label):
+        r.problem("appNodeLabel", f"must be a node label key=value, got {app_node_label!r}")
+    if orchestrator != "swarm":
+        # Plain containers run on the one engine the provider talks to: nothing to place.
+        unset = {
+            "appNodeLabel": ('""', app_node_label),
+            "webMaxReplicasPerNode": ("0", web_max_per_node),
+        }
+        for key, (reset, value) in unset.items():
+            if value:
+                what = "places Swarm tasks: only the swarm orchestrator (prod) has them"
+                r.problem(key, what, reset)
+
     tls_cert_file = r.path("tlsCertFile")
     tls_key_file = r.path("tlsKeyFile")
     if bool(r.text("tlsCertFile")) != bool(r.text("tlsKeyFile")):
@@ -607,6 +628,8 @@ def load_config(root: Path = ROOT) -> StackConfig:
         public_bind_address=public_bind_address,
         dev_port=dev_port,
         web_replicas=web_replicas,
+        app_node_label=app_node_label,
+        web_max_replicas_per_node=web_max_per_node,
         web_workers=r.integer("webWorkers", 1, 64),
         celery_concurrency=r.integer("celeryConcurrency", 1, 64),
         postgres_image=r.reference("postgresImage"),

@@ -30,7 +30,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components import hardening
-from components.spec import TMP, Limits, Mount, RegistryAuth, ServiceSpec, Upload
+from components.spec import TMP, Limits, Mount, Placement, RegistryAuth, ServiceSpec, Upload
 
 # Swarm rollout: one task at a time, new one started (and healthy) before the old one stops,
 # watched for `monitor` after it starts; any failure rolls the service back.
@@ -191,6 +191,10 @@ def render_container(
     spec = hardening.harden(spec)
     if spec.replicas != 1:
         raise hardening.HardeningError(f"service {spec.name}: a container has exactly one replica")
+    if spec.placement is not None:
+        # A container runs on the engine the provider talks to; pretending otherwise would
+        # silently ignore the operator's constraint.
+        raise hardening.HardeningError(f"service {spec.name}: placement is for Swarm services")
     mounts = list(spec.mounts)
     labels: dict[str, pulumi.Input[str]] = dict(spec.labels)
     depends_on: list[pulumi.Resource] = []
@@ -410,6 +414,7 @@ def render_service(
                     )
                 ),
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(**hardening.SWARM_RESTART),
+                placement=_placement(spec.placement),
                 log_driver=docker.ServiceTaskSpecLogDriverArgs(
                     name=hardening.LOG_DRIVER, options=dict(hardening.LOG_OPTS)
                 ),
@@ -425,6 +430,17 @@ def render_service(
             endpoint_spec=docker.ServiceEndpointSpecArgs(mode="dnsrr"),
         ),
         opts=opts,
+    )
+
+
+def _placement(placement: Placement | None) -> docker.ServiceTaskSpecPlacementArgs | None:
+    """Swarm placement; None leaves the spec as before placement existed, so a single-host
+    stack's services are not rolled by an upgrade of this program."""
+    if placement is None:
+        return None
+    return docker.ServiceTaskSpecPlacementArgs(
+        constraints=list(placement.constraints) or None,
+        max_replicas=placement.max_replicas_per_node or None,
     )
 
 

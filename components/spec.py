@@ -81,6 +81,15 @@ class RegistryAuth:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where Swarm may run a service's tasks (multi-node Swarms, docs/multinode.md). Plain
+    containers have no placement: they run on the engine the provider talks to."""
+
+    constraints: tuple[str, ...] = ()  # Swarm constraint expressions, e.g. node.labels.app==true
+    max_replicas_per_node: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str  # Docker object name (unique per stack)
     role: str  # one of ROLES; becomes the djangostack.role label
@@ -105,3 +114,4 @@ class ServiceSpec:
     capabilities: tuple[Capability, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
+    placement: Placement | None = None  # Swarm services only; None: Swarm's default spread

@@ -17,6 +17,20 @@ from .spec import Spec, UnsupportedInput
 from .state import Record
 
 TIMEOUT_SECONDS = 1800
+# Set (by `realize(docker_host=...)`) when the Docker objects live on another engine: the
+# engine builds run on (empty: the default socket), as pulumi-docker-build's own host setting.
+BUILD_HOST_ENV = "HARNESS_BUILD_DOCKER_HOST"
+
+
+def _build_env() -> dict[str, str] | None:
+    """The environment of `docker buildx build`: this process's, with DOCKER_HOST pointing at
+    the build engine when the Docker objects go elsewhere."""
+    if BUILD_HOST_ENV not in os.environ:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    if env[BUILD_HOST_ENV]:
+        env["DOCKER_HOST"] = env[BUILD_HOST_ENV]
+    return env
 
 
 class BuildFailed(Exception):
@@ -157,6 +171,7 @@ class BuildxImage(Kind):
                     plan["context"],
                 ],
                 input=plan["inline"],
+                env=_build_env(),
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT_SECONDS,

@@ -13,7 +13,7 @@ from typing import Any
 import docker.errors
 
 from .kinds import Context, Kind
-from .spec import Spec, nanoseconds
+from .spec import Spec, UnsupportedInput, nanoseconds
 from .state import Record
 
 REMOVE_TIMEOUT_SECONDS = 120
@@ -119,6 +119,21 @@ def _rollout(r: Spec | None) -> dict | None:
     }
 
 
+def _placement(p: Spec) -> dict:
+    """Constraints, spread preferences (`spread=<descriptor>`) and the per-node task limit."""
+    preferences = []
+    for pref in p.get("prefs") or []:
+        strategy, _, descriptor = pref.partition("=")
+        if strategy != "spread" or not descriptor:
+            raise UnsupportedInput(f"placement preference {pref!r}: only spread=<descriptor>")
+        preferences.append({"Spread": {"SpreadDescriptor": descriptor}})
+    return {
+        "Constraints": p.get("constraints"),
+        "Preferences": preferences or None,
+        "MaxReplicas": p.int("maxReplicas", 0) or None,
+    }
+
+
 class Service(Kind):
     def in_place(self, old: Record, new_inputs: dict) -> bool:
         return True
@@ -126,8 +141,10 @@ class Service(Kind):
     def prepare(self, spec: Spec) -> dict[str, Any]:
         spec.expect("auth")
         task = spec.require("taskSpec") and spec.obj("taskSpec")
-        for unsupported in ("placement", "runtime"):
-            task.expect(unsupported)
+        task.expect("runtime")
+        placement = task.obj("placement")
+        if placement:
+            placement.expect("platforms")
         resources, restart, log = (
             task.obj("resources"),
             task.obj("restartPolicy"),
@@ -182,6 +199,7 @@ class Service(Kind):
             if log
             else None,
             "ForceUpdate": task.int("forceUpdate", 0),
+            "Placement": _placement(placement) if placement else None,
         }
         return {
             "name": spec.auto_name(),

@@ -42,6 +42,8 @@ class ProdStack:
     config: dict[str, Any]
     client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Where the Docker objects and jobs go (a Swarm manager's socket); None: the local engine.
+    docker_host: str | None = None
 
     def realize(self, **overrides: Any) -> Realization:
         """Deploy the program with `overrides` on top of the current config; the overrides
@@ -55,6 +57,7 @@ class ProdStack:
             SECRET_KEYS,
             self.state_dir,
             timeout=REALIZE_TIMEOUT_SECONDS,
+            docker_host=self.docker_host,
         )
         self.config, self.outputs = config, realization.outputs
         # Verify HTTPS against the stack's own (self-signed) certificate, not verify=False.

@@ -39,6 +39,14 @@ def failure(stack: str, settings: dict, secrets: dict | None = None) -> ProgramF
         ("dev", {"imageTag": "v1:bad"}, None, "imageTag", "pulumi config set imageTag 1.4.2"),
         (
             "prod",
+            {"appNodeLabel": "app", "tlsSelfSigned": True},
+            PROD_SECRETS,
+            "appNodeLabel",
+            "pulumi config set appNodeLabel djangostack.app=true",
+        ),
+        ("dev", {"webMaxReplicasPerNode": 1}, None, "webMaxReplicasPerNode", "only the swarm"),
+        (
+            "prod",
             {"imageTag": "latest", "tlsSelfSigned": True},
             PROD_SECRETS,
             "imageTag",

@@ -268,3 +268,19 @@ def test_swarm_services_carry_the_registry_credentials(prod):
         }, service.name
         assert {"auth", "auth.password"} & service.secret_inputs, service.name
     assert all("auth" not in s.plain_inputs for s in prod.of_type(SERVICE))
+
+
+def test_multinode_placement_constrains_web_and_celery_only_when_configured(prod):
+    """appNodeLabel keeps app tasks on labelled nodes, webMaxReplicasPerNode caps web per node;
+    unset, the services carry no placement (a single-host stack's spec is unchanged)."""
+    placed = run(
+        "prod",
+        {"tlsSelfSigned": True, "appNodeLabel": "djangostack.app=true", "webMaxReplicasPerNode": 2},
+        PROD_SECRETS,
+    )
+    placements = {role(s): s.plain_inputs["taskSpec"]["placement"] for s in placed.of_type(SERVICE)}
+    assert placements == {
+        "web": {"constraints": ["node.labels.djangostack.app==true"], "maxReplicas": 2},
+        "celery": {"constraints": ["node.labels.djangostack.app==true"]},
+    }
+    assert all("placement" not in s.plain_inputs["taskSpec"] for s in prod.of_type(SERVICE))

@@ -1,0 +1,309 @@
+"""Prod on a multi-node Swarm: adding hosts is joining nodes, nothing more.
+
+The test bed (scripts/multinode.sh) runs three Docker engines in network namespaces of their
+own, joined into one Swarm (manager n1, workers n2 and n3), and a registry every node reaches
+at 127.0.0.1:5123. The prod stack is realized against the manager (`docker_host`): its image is
+built here, pushed, and run by digest on every node; Postgres, Redis and nginx are containers on
+the manager. nginx publishes on the manager's bridge address; a loopback forwarder stands in for
+the load balancer or DNS name in front of the edge node. The host engine and its single-node
+Swarm are never touched.
+
+Tests in file order on one stack, under continuous HTTPS load where a user would notice:
+replicas land on several nodes; a drain moves tasks with no failed request; a release rolls
+over every node with no failed request; webReplicas 2 -> 4 spreads the new tasks; a worker's
+engine stopped (host loss) has its tasks rescheduled while the site keeps answering. Each prints
+its figures (requests, failures, time to recover).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.docker.stack_config import config_for
+from tests.harness import LABEL, leftovers, teardown
+from tests.support.load import LoadLoop, LoadResult
+from tests.support.prodstack import ROLE_LABEL, ProdStack, copy_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "multinode.sh"
+RUN_DIR = Path("/run/dsmn")  # scripts/multinode.sh: sockets and pid files of the nodes
+WORKERS = ("n2", "n3")
+APP_LABEL = "djangostack.app=true"  # every node carries it (scripts/multinode.sh)
+MAX_WEB_PER_NODE = 2
+LOAD_WORKERS = 3
+LOAD_MAX_SECONDS = 600
+SETTLE_TIMEOUT_SECONDS = 240
+TEARDOWN_SECONDS = 120
+
+pytestmark = pytest.mark.slow
+
+
+def _script(action: str) -> str:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, f"multinode.sh {action} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def testbed() -> Iterator[dict[str, str]]:
+    """The three-engine Swarm, up for this module and gone afterwards (even on failure)."""
+    try:
+        _script("up")
+        yield dict(line.split("=", 1) for line in _script("env").split())
+    finally:
+        _script("down")
+
+
+@pytest.fixture(scope="module")
+def stack(testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
+    workdir = tmp_path_factory.mktemp("multinode")
+    name = f"mn-{uuid.uuid4().hex[:6]}"
+    app_dir = copy_app(workdir / "app")
+    config = config_for("prod", name, app_dir) | {
+        "registry": testbed["MULTINODE_REGISTRY"],
+        # nginx publishes on the edge (manager) node's own address, not the manager's loopback.
+        "publicBindAddress": testbed["MULTINODE_IP_N1"],
+        "appNodeLabel": APP_LABEL,
+        "webMaxReplicasPerNode": MAX_WEB_PER_NODE,
+        "webReplicas": 2,
+        "monitoring": False,
+    }
+    manager = testbed["MULTINODE_MANAGER_HOST"]
+    client = docker.DockerClient(base_url=manager, timeout=300)
+    realized = ProdStack(name, workdir / "state", app_dir, config, client, docker_host=manager)
+    # The stack's URL (https://localhost:<httpsPort>, the certificate's name) reaches nginx on
+    # the manager through this forwarder, as a load balancer in front of the edge node would.
+    front = subprocess.Popen(
+        [
+            "socat",
+            f"TCP-LISTEN:{config['httpsPort']},bind=127.0.0.1,reuseaddr,fork",
+            f"TCP:{testbed['MULTINODE_IP_N1']}:{config['httpsPort']}",
+        ]
+    )
+    try:
+        realized.realize()
+        yield realized
+    finally:
+        front.terminate()
+        front.wait(timeout=10)
+        # Task containers on the workers detach from the overlay networks asynchronously.
+        deadline = time.monotonic() + TEARDOWN_SECONDS
+        teardown(name, client)
+        while (left := leftovers(name, client)) and time.monotonic() < deadline:
+            time.sleep(1)
+            teardown(name, client)
+        # The build engine keeps the pushed tags; untag them (the image ids may be shared).
+        host = docker.from_env()
+        pushed = f"{testbed['MULTINODE_REGISTRY']}/"
+        for image in host.images.list():
+            for tag in (t for t in image.tags if t.startswith(pushed)):
+                host.images.remove(tag)
+        assert left == []
+
+
+def _nodes(stack: ProdStack) -> dict[str, str]:
+    """Swarm node id -> test bed node name (the djangostack.node label: every node of the test
+    bed reports the same hostname)."""
+    return {n.id: n.attrs["Spec"]["Labels"]["djangostack.node"] for n in stack.client.nodes.list()}
+
+
+def _running_tasks(stack: ProdStack, role: str) -> list[dict]:
+    """Tasks of the service that Swarm wants running and reports running (i.e. healthy: a task
+    with a health check stays `starting` until it passes)."""
+    tasks = stack.service(role).tasks(filters={"desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]
+
+
+def _placement(stack: ProdStack, role: str) -> Counter[str]:
+    """Running tasks of `role` per test bed node name."""
+    names = _nodes(stack)
+    return Counter(names[t["NodeID"]] for t in _running_tasks(stack, role))
+
+
+def _settle(stack: ProdStack, role: str, count: int, avoid: str | None = None) -> Counter[str]:
+    """Wait until `count` tasks of `role` run, none on node `avoid`; their placement."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    while True:
+        placement = _placement(stack, role)
+        if sum(placement.values()) == count and not placement.get(avoid):
+            return placement
+        assert time.monotonic() < deadline, f"{role} never settled: {placement}"
+        time.sleep(0.5)
+
+
+def _load(stack: ProdStack) -> LoadLoop:
+    return LoadLoop(
+        stack.url + "/version/",
+        workers=LOAD_WORKERS,
+        max_seconds=LOAD_MAX_SECONDS,
+        verify=str(stack.ca_file),
+        track_body=True,
+    ).start()
+
+
+def _report(
+    capsys: pytest.CaptureFixture[str], what: str, result: LoadResult | None, **figures: object
+) -> None:
+    # Printed past pytest's capture so the figures appear in every CI log.
+    parts = [result.summary()] if result else []
+    parts += [f"{k}={v:.1f}s" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()]
+    with capsys.disabled():
+        print(f"\n[multinode] {what}: {' '.join(parts)}")
+
+
+def _assert_no_failed_request(result: LoadResult) -> None:
+    assert result.requests > 0
+    assert result.failures == [], result.summary()
+    assert set(result.statuses) == {200}, result.statuses
+
+
+def _node_id(stack: ProdStack, name: str) -> str:
+    (node_id,) = [i for i, n in _nodes(stack).items() if n == name]
+    return node_id
+
+
+def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
+    testbed: dict[str, str], stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    placement = _settle(stack, "web", 2)
+    celery = dict(_placement(stack, "celery"))
+    with capsys.disabled():
+        print(f"\n[multinode] web placement {dict(placement)}, celery {celery}")
+    assert len(placement) == 2, placement  # two replicas, two nodes
+    assert stack.get("/health/").json() == {"database": "ok", "redis": "ok"}
+    # Every node ran exactly what was pushed: the registry reference, by digest.
+    image_ref = stack.outputs["imageRef"]
+    assert image_ref.startswith(f"{stack.config['registry']}/") and "@sha256:" in image_ref
+    for role in ("web", "celery"):
+        for task in _running_tasks(stack, role):
+            assert task["Spec"]["ContainerSpec"]["Image"] == image_ref
+            assert task["Spec"]["Placement"]["Constraints"] == ["node.labels.djangostack.app==true"]
+    # Postgres, Redis and nginx are plain containers: on the manager, with their volumes; the
+    # workers hold only web and Celery task containers and no volume of the stack.
+    for role in ("postgres", "redis", "nginx"):
+        assert stack.container(role).status == "running", role
+    assert stack.client.volumes.list(filters={"label": f"{LABEL}={stack.name}"})
+    for worker in WORKERS:
+        engine = docker.DockerClient(base_url=testbed[f"MULTINODE_HOST_{worker.upper()}"])
+        selector = {"label": f"{LABEL}={stack.name}"}
+        roles = {c.labels.get(ROLE_LABEL) for c in engine.containers.list(filters=selector)}
+        assert roles <= {"web", "celery"}, (worker, roles)
+        assert engine.volumes.list(filters=selector) == [], worker
+
+
+def test_drain_under_load_moves_tasks_without_a_failed_request(
+    stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _placement(stack, "web")
+    victim = next(n for n in WORKERS if before.get(n))  # 2 tasks on 2 of 3 nodes: a worker has one
+    node = stack.client.nodes.get(_node_id(stack, victim))
+    load = _load(stack)
+    began = time.monotonic()
+    spec = node.attrs["Spec"]
+    node.update({**spec, "Availability": "drain"})
+    after = _settle(stack, "web", 2, avoid=victim)
+    recovered = time.monotonic() - began
+    time.sleep(3)  # requests keep flowing to the moved tasks for a moment
+    result = load.stop()
+    node.reload()
+    node.update({**node.attrs["Spec"], "Availability": "active"})
+    _report(
+        capsys,
+        f"drain {victim}",
+        result,
+        before=dict(before),
+        after=dict(after),
+        recovered=recovered,
+    )
+    _assert_no_failed_request(result)
+    assert sum(after.values()) == 2 and victim not in after
+
+
+def test_release_rolls_across_nodes_under_load_without_a_failed_request(
+    stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    css = stack.app_dir / "core" / "static" / "core" / "site.css"
+    css.write_text(css.read_text() + "\n/* release 1.1.0 */\n")
+    load = _load(stack)
+    began = time.monotonic()
+    stack.realize(imageTag="1.1.0")
+    rolled = time.monotonic() - began
+    result = load.stop()
+    placement = _settle(stack, "web", 2)
+    _report(capsys, "release 1.0.0 -> 1.1.0", result, placement=dict(placement), rollout=rolled)
+    _assert_no_failed_request(result)
+    # Both generations answered: the switch happened under load, task by task.
+    assert {json.loads(body)["version"] for body in result.bodies} == {"1.0.0", "1.1.0"}
+    assert {stack.version() for _ in range(10)} == {"1.1.0"}
+    assert len(placement) == 2, placement
+    for task in _running_tasks(stack, "web"):
+        assert task["Spec"]["ContainerSpec"]["Image"] == stack.outputs["imageRef"]
+
+
+def test_raising_web_replicas_spreads_the_new_tasks(
+    stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _placement(stack, "web")
+    began = time.monotonic()
+    stack.realize(webReplicas=4)
+    placement = _settle(stack, "web", 4)
+    _report(
+        capsys,
+        "webReplicas 2 -> 4",
+        None,
+        before=dict(before),
+        after=dict(placement),
+        scaled=time.monotonic() - began,
+    )
+    # Swarm puts new tasks where the service has the fewest: every node now serves, none
+    # above webMaxReplicasPerNode.
+    assert set(placement) == {"n1", *WORKERS}, placement
+    assert max(placement.values()) <= MAX_WEB_PER_NODE
+
+
+def test_host_loss_reschedules_its_tasks_and_the_site_keeps_answering(
+    stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _placement(stack, "web")
+    victim = max(WORKERS, key=lambda n: before.get(n, 0))
+    lost = before[victim]
+    pid = int((RUN_DIR / victim / "docker.pid").read_text())
+    load = _load(stack)
+    began = time.monotonic()
+    os.kill(pid, signal.SIGTERM)  # the worker's engine stops, its containers with it
+    after = _settle(stack, "web", 4, avoid=victim)
+    recovered = time.monotonic() - began
+    time.sleep(3)
+    result = load.stop()
+    _report(
+        capsys,
+        f"host loss {victim} ({lost} web task(s))",
+        result,
+        before=dict(before),
+        after=dict(after),
+        recovered=recovered,
+    )
+    try:
+        down = stack.client.nodes.get(_node_id(stack, victim)).attrs["Status"]["State"]
+        assert down == "down"
+        assert max(after.values()) <= MAX_WEB_PER_NODE
+        # The site kept answering: at most 1% of the requests failed (an outage of a few
+        # seconds at this rate is far more), and every request after recovery succeeds.
+        assert result.requests > 0, result.summary()
+        assert len(result.failures) <= result.requests / 100, result.summary()
+        assert {stack.get("/version/").status_code for _ in range(20)} == {200}
+    finally:
+        _script("up")  # the host comes back and rejoins (a no-op for everything else)
