@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components import app, postgres
+from components import app, postgres, renderers
 from components.app import AppArgs, AppEnv, Celery, Web
 from components.config import StackConfig
 from components.image import Image, ImageArgs
@@ -28,6 +28,7 @@ from components.networks import Networks, NetworksArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from components.spec import Mount
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,16 @@ class DjangoStack(pulumi.ComponentResource):
         self.postgres = Postgres(f"{name}-postgres", PostgresArgs(cfg, backend, password), child)
         self.redis = Redis(f"{name}-redis", RedisArgs(cfg, backend), child)
 
+        # Uploaded files: written by every app container, served read-only by nginx, kept
+        # across releases and protected in prod like the database (docs/operations.md).
+        self.media_volume = renderers.stack_volume(
+            f"{name}-media", f"{cfg.name_prefix}-media", cfg.stack, self, protect=cfg.is_prod
+        )
+        # Stack values (part of the env mapping): the mount point MEDIA_ROOT is linked to, and
+        # nginx's media location ("" when the project has no MEDIA_URL).
+        self.media_root = app.MEDIA_DIR
+        self.media_url = cfg.media_url
+
         self.url = public_url(cfg)
         self.database_url = database_url(cfg, password)
         hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
@@ -98,12 +109,15 @@ class DjangoStack(pulumi.ComponentResource):
                 "GUNICORN_GRACEFUL_TIMEOUT": str(app.GRACEFUL_TIMEOUT),
             },
             secret_env={"SECRET_KEY": secret_key, "DATABASE_URL": self.database_url},
+            mounts=(Mount(app.MEDIA_DIR, self.media_volume.name),),
         )
 
         image_ref = self.image.ref
         self.backup = Backup(
             f"{name}-backup",
-            BackupArgs(cfg, image_ref, backend, password, self.postgres.container),
+            BackupArgs(
+                cfg, image_ref, backend, password, self.postgres.container, self.media_volume.name
+            ),
             child,
         )
         self.migration = Migration(
@@ -143,6 +157,7 @@ class DjangoStack(pulumi.ComponentResource):
                     cfg,
                     self.networks.edge,
                     self.static.volume.name,
+                    self.media_volume.name,
                     depends_on=[self.web, self.static],
                 ),
                 child,
