@@ -4,6 +4,7 @@ and archived by every pre-migration backup."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from test_secrets import command, stdin_files
 from test_stack import by_role
 
 from components import app, project
-from tests.program import ProgramResult, Registration
+from tests.program import ROOT, ProgramResult, Registration
 
 STACKS = ["dev", "prod", "prod_containers"]
 
@@ -155,3 +156,46 @@ def test_nginx_serves_media_as_safe_static_files() -> None:
     for active in ("text/html", "image/svg+xml", "javascript", "text/xml"):
         assert active not in block
     assert "map $sent_http_content_type $media_disposition" in conf
+
+
+# --- build time: MEDIA_ROOT linked to the volume's mount point ---------------------------------
+
+
+@pytest.fixture
+def link_media(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """docker/support/collectstatic.py's link_media, with the mount point under tmp_path."""
+    spec = importlib.util.spec_from_file_location(
+        "collectstatic", ROOT / "docker" / "support" / "collectstatic.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mount = tmp_path / "srv" / "media"
+    mount.mkdir(parents=True)
+    monkeypatch.setattr(module, "MEDIA_DIR", mount)
+    return module.link_media, mount
+
+
+@pytest.mark.parametrize("existing", [None, "empty directory"])
+def test_media_root_becomes_a_link_to_the_volume(tmp_path: Path, link_media, existing) -> None:
+    link, mount = link_media
+    root = tmp_path / "app" / "media"
+    if existing:
+        root.mkdir(parents=True)
+    link(str(root), "shop.settings")
+    assert root.is_symlink() and root.resolve() == mount
+
+
+def test_media_root_holding_files_fails_the_build_naming_it(tmp_path: Path, link_media) -> None:
+    link, _mount = link_media
+    root = tmp_path / "app" / "media"
+    (root / "avatars").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=rf"MEDIA_ROOT {root} \(shop.settings\) already holds"):
+        link(str(root), "shop.settings")
+    assert not root.is_symlink() and (root / "avatars").is_dir()
+
+
+def test_no_media_root_and_the_mount_point_itself_need_no_link(link_media) -> None:
+    link, mount = link_media
+    link("", "shop.settings")
+    link(str(mount), "shop.settings")
+    assert not mount.is_symlink() and mount.is_dir()
