@@ -31,8 +31,9 @@ stack_postgres "$prefix"
 file="$database-$(date -u +%Y%m%dT%H%M%SZ).dump"
 if [ -n "$media" ]; then
   archive="$(media_archive_of "$file")"
-  with_media 999:999 backups sh -c 'tar -C /media -cf "$1.partial" . && mv "$1.partial" "$1"' \
-    sh "/backups/$archive"
+  in_media 999:999 tar -C /media -cf - . |
+    BACKUPS_WRITABLE=1 in_backups sh -c 'cat > "$1"' sh "/backups/$archive.partial"
+  BACKUPS_WRITABLE=1 in_backups mv "/backups/$archive.partial" "/backups/$archive"
 fi
 # With pipefail, a failing pg_dump stops here: the .partial file is never renamed.
 docker exec "$postgres" pg_dump --format=custom -U "$user" "$database" |

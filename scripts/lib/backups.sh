@@ -4,9 +4,10 @@
 #                           media is empty when the stack has no media volume (deployed before it)
 #   in_backups CMD...       runs CMD in a throw-away container with the backup volume at
 #                           /backups (writable only with BACKUPS_WRITABLE=1)
-#   with_media USER RW CMD...  runs CMD as USER with the backup volume read-only at /backups
-#                           (writable with RW=backups) and the media volume at /media
-#                           (writable with RW=media)
+#   in_media USER CMD...    runs CMD as USER in a throw-away container with the media volume
+#                           at /media (writable only with MEDIA_WRITABLE=1)
+# Backup files are private to the Postgres image's user (999, umask 077): media archives are
+# streamed between the two containers, never read across users.
 
 # A media archive sits next to its dump: <db>-<ts>.dump -> <db>-<ts>.media.tar
 # (components/jobs.py MEDIA_ARCHIVE_SUFFIX).
@@ -44,13 +45,11 @@ in_backups() {
 # The app's files are owned by its user (10001): a restore writes them as that user, so the app
 # can still change and delete them; a backup reads them as the Postgres image's user (999),
 # like the program's backup step.
-with_media() {
-  local as="$1" rw="$2" backups_flag=",readonly" media_flag=",readonly"
-  shift 2
-  [ "$rw" = backups ] && backups_flag=""
-  [ "$rw" = media ] && media_flag=""
+in_media() {
+  local as="$1" readonly_flag=",readonly"
+  shift
+  [ "${MEDIA_WRITABLE:-0}" = 1 ] && readonly_flag=""
   docker run --rm -i --network none --read-only --cap-drop ALL \
     --security-opt no-new-privileges:true --user "$as" \
-    --mount "type=volume,source=$volume,target=/backups$backups_flag" \
-    --mount "type=volume,source=$media,target=/media$media_flag" "$image" "$@"
+    --mount "type=volume,source=$media,target=/media$readonly_flag" "$image" "$@"
 }
