@@ -42,7 +42,7 @@ class BackupArgs:
     media_volume: pulumi.Input[str]  # archived next to each dump
 
 
-MEDIA_ARCHIVE_SUFFIX = ".media.tar"  # scripts/restore.sh pairs it with its dump the same way
+MEDIA_ARCHIVE_SUFFIX = ".media.tar"  # scripts/lib/backups.sh pairs it with its dump the same way
 
 
 def media_archive(dump: str) -> str:
