@@ -25,6 +25,7 @@ pulumi.export("redisUrl", stack.redis.url)
 pulumi.export("postgresVolume", stack.postgres.volume.name)
 pulumi.export("redisVolume", stack.redis.volume.name)
 pulumi.export("backupVolume", stack.backup.volume.name)
+pulumi.export("mediaVolume", stack.media_volume.name)
 pulumi.export("webNames", stack.web.names)
 pulumi.export("celeryNames", stack.celery.names)
 if stack.static and stack.nginx:

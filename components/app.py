@@ -24,6 +24,10 @@ from components.spec import (
 USER = "10001:10001"  # the image's django user (docs/design.md)
 PORT = 8000
 HOST = "web"  # alias on the edge network; nginx proxies to it
+# The media volume's mount point in every app container (owned by 10001 in the image, so a fresh
+# volume is writable for the app user); the image links the project's MEDIA_ROOT to it
+# (docker/support/collectstatic.py). Also the stack value mediaRoot.
+MEDIA_DIR = "/srv/media"
 GRACEFUL_TIMEOUT = 30  # gunicorn drains requests this long on SIGTERM
 # The product's health endpoint in front of every project's app (docker/support/djangostack_wsgi.py
 # HEALTH_PATH; the image's HEALTHCHECK probes it too): database and Redis, no view needed.
@@ -72,10 +76,12 @@ def celery_health(celery_app: str) -> HealthCheck:
 
 @dataclass(frozen=True)
 class AppEnv:
-    """Environment shared by web, Celery and the migration job (docs/design.md)."""
+    """What every app container shares, web, Celery (every process) and the migration job:
+    environment, secrets and mounts (the media volume, read-write; docs/design.md)."""
 
     env: Mapping[str, pulumi.Input[str]]
     secret_env: Mapping[str, pulumi.Input[str]]
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,10 @@ class Web(pulumi.ComponentResource):
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
-            mounts=(Mount("/app", str(cfg.app_dir), type="bind", read_only=True),) if dev else (),
+            mounts=(
+                *args.app_env.mounts,
+                *((Mount("/app", str(cfg.app_dir), type="bind", read_only=True),) if dev else ()),
+            ),
             networks=tuple(args.networks),
             ports=(Port(PORT, cfg.dev_port, "127.0.0.1"),) if dev else (),
             stop_grace_seconds=GRACEFUL_TIMEOUT + 15,  # above gunicorn's graceful timeout
@@ -185,6 +194,7 @@ class Celery(pulumi.ComponentResource):
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
+            mounts=args.app_env.mounts,
             networks=tuple(args.networks),
             stop_grace_seconds=120,
             placement=placement(cfg),

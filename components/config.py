@@ -38,6 +38,7 @@ KEYS: dict[str, str] = {
     "celeryApp": "config",
     "healthPath": "/health/",
     "staticUrl": "/static/",
+    "mediaUrl": "/media/",
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
     "buildPackages": "gettext",
@@ -128,6 +129,8 @@ STACK_VALUES: dict[str, bool] = {
     "domain": False,
     "url": False,
     "staticUrl": False,
+    "mediaRoot": False,
+    "mediaUrl": False,
     "postgresPassword": True,
     "databaseUrl": True,
     "secretKey": True,
@@ -229,6 +232,7 @@ class StackConfig:
     celery_app: str  # what `celery -A` loads
     health_path: str  # the web probe's path; empty: the image's own health endpoint
     static_url: str  # nginx's static location: the project's STATIC_URL, "/.../"
+    media_url: str  # nginx's media location: the project's MEDIA_URL, "/.../"; "": none
     dockerfile: Path
     base_image: str
     build_packages: tuple[str, ...]  # Debian packages of the builder stage only
@@ -521,6 +525,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
     dependencies = _dependencies(r, app_dir)
     django_settings_module, celery_app = _django_project(r, app_dir)
     static_url = _static_url(r, app_dir, django_settings_module, prod)
+    media_url = _media_url(r, app_dir, django_settings_module, prod, static_url)
     health_path = r.text("healthPath")
     if health_path and not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*", health_path):
         r.problem("healthPath", f"must be a URL path starting with /, got {health_path!r}")
@@ -609,6 +614,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         celery_app=celery_app,
         health_path=health_path,
         static_url=static_url,
+        media_url=media_url,
         dockerfile=dockerfile,
         base_image=_base_image(r, app_dir),
         build_packages=r.packages("buildPackages"),
@@ -734,23 +740,52 @@ def _module(r: _Reader, key: str, app_dir: Path, detect: Callable[[], str]) -> s
     return value
 
 
-def _static_url(r: _Reader, app_dir: Path, settings: str, prod: bool) -> str:
-    """nginx's static location: `staticUrl`, else the settings' STATIC_URL (a path; a full URL
-    means another server holds the files, which this stack does not support). Only prod runs
-    nginx: dev never fails for want of it."""
-    value = r.text("staticUrl")
-    if not value and app_dir.is_dir():
+# A URL path nginx can serve a location under (a full URL means another server holds the files,
+# which this stack does not support).
+URL_PATH_RE = re.compile(r"/?[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?")
+
+
+def _served_url(r: _Reader, key: str, prod: bool, detect: Callable[[], str], required: bool) -> str:
+    """nginx's location for `key` (staticUrl, mediaUrl): the key's value, else the detected
+    setting; "" when not `required` and the settings do not set it. Only prod runs nginx: dev
+    never fails for want of it."""
+    value = r.text(key)
+    if not value:
         try:
-            value = project.static_url(app_dir, settings)
+            value = detect()
         except project.DetectionError as error:
             if prod:
-                r.problem("staticUrl", f"cannot be detected: {error}; set it")
-            return KEYS["staticUrl"]
-    value = value or KEYS["staticUrl"]
-    if not re.fullmatch(r"/?[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?", value):
-        r.problem("staticUrl", f"must be a URL path such as /static/, got {value!r}")
-        return KEYS["staticUrl"]
+                r.problem(key, f"cannot be detected: {error}; set it")
+            return KEYS[key] if required else ""
+    if not value:
+        return KEYS[key] if required else ""
+    if not URL_PATH_RE.fullmatch(value):
+        r.problem(key, f"must be a URL path such as {KEYS[key]}, got {value!r}")
+        return KEYS[key]
     return "/" + value.strip("/") + "/"
+
+
+def _static_url(r: _Reader, app_dir: Path, settings: str, prod: bool) -> str:
+    """nginx's static location: `staticUrl`, else the settings' STATIC_URL."""
+
+    def detect() -> str:  # a missing appDir is already reported
+        return project.static_url(app_dir, settings) if app_dir.is_dir() else ""
+
+    return _served_url(r, "staticUrl", prod, detect, required=True)
+
+
+def _media_url(r: _Reader, app_dir: Path, settings: str, prod: bool, static_url: str) -> str:
+    """nginx's media location: `mediaUrl`, else the settings' MEDIA_URL; "" when the settings
+    set none (Django's default: no uploads, so nginx serves no media location)."""
+
+    def detect() -> str:  # a missing appDir is already reported
+        return project.media_url(app_dir, settings) if app_dir.is_dir() else ""
+
+    value = _served_url(r, "mediaUrl", prod, detect, required=False)
+    if value and value == static_url:
+        # Django refuses it too (ImproperlyConfigured): one location cannot serve both.
+        r.problem("mediaUrl", f"must differ from the static URL {static_url}")
+    return value
 
 
 def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import postgres, renderers
-from components.app import ENTRYPOINT, AppEnv
+from components.app import ENTRYPOINT, MEDIA_DIR, AppEnv
 from components.app import USER as APP_USER
 from components.config import StackConfig
 from components.networks import Networks
@@ -39,24 +39,44 @@ class BackupArgs:
     backend_network: docker.Network
     password: pulumi.Input[str]
     postgres: pulumi.Resource  # the (healthy) Postgres container
+    media_volume: pulumi.Input[str]  # archived next to each dump
+
+
+MEDIA_ARCHIVE_SUFFIX = ".media.tar"  # scripts/lib/backups.sh pairs it with its dump the same way
+
+
+def media_archive(dump: str) -> str:
+    """The media archive taken with a dump (`<db>-<ts>.dump` -> `<db>-<ts>.media.tar`), as a
+    shell word expansion of the variable named `dump`."""
+    return f'"${{{dump}%.dump}}{MEDIA_ARCHIVE_SUFFIX}"'
 
 
 class Backup(pulumi.ComponentResource):
-    """`pg_dump -Fc` into the backup volume, timestamped, keeping the newest `backupRetention`
-    dumps. Restore: docs/config.md ("Backups")."""
+    """`pg_dump -Fc` into the backup volume, timestamped, with a tar of the media volume under
+    the same name (`.media.tar`), keeping the newest `backupRetention` pairs. Restore:
+    docs/operations.md ("Backups and restore")."""
 
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Backup", name, None, opts)
         cfg = args.cfg
         self.volume = renderers.stack_volume(
-            f"{name}-volume", f"{cfg.name_prefix}-backups", cfg.stack, self, cfg.is_prod
+            f"{name}-volume",
+            f"{cfg.name_prefix}-backups",
+            cfg.stack,
+            pulumi.ResourceOptions(parent=self),
+            cfg.is_prod,
         )
         target = renderers.WRITABLE_VOLUME_TARGET
+        # The media archive is complete before the dump gets its final name: a listed dump
+        # always has its media next to it. Uncompressed: uploads are mostly compressed already.
         script = (
             "set -eu; "
             f'f="{target}/$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
+            f"m={media_archive('f')}; "
+            f'tar -C {MEDIA_DIR} -cf "$m.partial" . && mv "$m.partial" "$m"; '
             'pg_dump --format=custom --file="$f.partial" && mv "$f.partial" "$f"; '
-            f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | xargs -r rm -f --"
+            f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | "
+            f'while read -r old; do rm -f -- "$old" {media_archive("old")}; done'
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-backup",
@@ -77,7 +97,10 @@ class Backup(pulumi.ComponentResource):
                     lambda password: pgpass_line(cfg, password)
                 )
             },
-            mounts=(Mount(target, self.volume.name),),
+            mounts=(
+                Mount(target, self.volume.name),
+                Mount(MEDIA_DIR, args.media_volume, read_only=True),
+            ),
             networks=(Networks.attach(args.backend_network),),
         )
         self.command = renderers.run_once(
@@ -117,6 +140,7 @@ class Migration(pulumi.ComponentResource):
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
+            mounts=args.app_env.mounts,  # a data migration may write uploads
             networks=(Networks.attach(args.backend_network),),
         )
         self.command = renderers.run_once(
@@ -145,7 +169,10 @@ class StaticFiles(pulumi.ComponentResource):
         super().__init__("djangostack:index:StaticFiles", name, None, opts)
         cfg = args.cfg
         self.volume = renderers.stack_volume(
-            f"{name}-volume", f"{cfg.name_prefix}-static", cfg.stack, self
+            f"{name}-volume",
+            f"{cfg.name_prefix}-static",
+            cfg.stack,
+            pulumi.ResourceOptions(parent=self),
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-static-sync",

@@ -70,7 +70,10 @@ class Monitoring(pulumi.ComponentResource):
         cfg = args.cfg
         config = scrape_config(args.web_hosts, swarm=cfg.orchestrator == "swarm")
         self.data_volume = renderers.stack_volume(
-            f"{name}-data", f"{cfg.name_prefix}-prometheus-data", cfg.stack, self
+            f"{name}-data",
+            f"{cfg.name_prefix}-prometheus-data",
+            cfg.stack,
+            pulumi.ResourceOptions(parent=self),
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-prometheus",

@@ -1,4 +1,5 @@
-"""nginx (prod only): TLS termination, HTTP->HTTPS redirect, static files, proxy to web.
+"""nginx (prod only): TLS termination, HTTP->HTTPS redirect, static and media files, proxy to
+web.
 The only published container."""
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class _Template(string.Template):
     delimiter = "@@"  # nginx itself uses $ and braces
 
 
+def render_media_location(media_url: str) -> str:
+    """nginx's media location for `media_url` (media.conf.tmpl); "" when the project has no
+    MEDIA_URL (no uploads to serve)."""
+    if not media_url:
+        return ""
+    return _Template((TEMPLATES / "media.conf.tmpl").read_text()).substitute(media_url=media_url)
+
+
 def render_conf(cfg: StackConfig) -> str:
     suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
     return _Template((TEMPLATES / "default.conf.tmpl").read_text()).substitute(
@@ -46,6 +55,7 @@ def render_conf(cfg: StackConfig) -> str:
         web_port=app.PORT,
         retry_after=RETRY_AFTER_SECONDS,
         static_url=cfg.static_url,
+        media_location=render_media_location(cfg.media_url),
     )
 
 
@@ -54,6 +64,7 @@ class NginxArgs:
     cfg: StackConfig
     edge_network: docker.Network
     static_volume: pulumi.Input[str]
+    media_volume: pulumi.Input[str]  # served read-only at the project's MEDIA_URL
     depends_on: list[pulumi.Resource]  # web and the static sync
 
 
@@ -98,7 +109,10 @@ class Nginx(pulumi.ComponentResource):
                 start_period="10s",
             ),
             tmpfs=(TMP,),  # pid file and temp paths of nginx-unprivileged
-            mounts=(Mount(STATIC_DIR, args.static_volume, read_only=True),),
+            mounts=(
+                Mount(STATIC_DIR, args.static_volume, read_only=True),
+                Mount(app.MEDIA_DIR, args.media_volume, read_only=True),
+            ),
             uploads={
                 f"{CONF_DIR}/default.conf": Upload(render_conf(cfg)),
                 f"{CONF_DIR}/security-headers.inc": Upload(

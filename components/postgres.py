@@ -34,7 +34,11 @@ class Postgres(pulumi.ComponentResource):
         cfg = args.cfg
         child = pulumi.ResourceOptions(parent=self)
         self.volume = renderers.stack_volume(
-            f"{name}-data", f"{cfg.name_prefix}-pgdata", cfg.stack, self, protect=cfg.is_prod
+            f"{name}-data",
+            f"{cfg.name_prefix}-pgdata",
+            cfg.stack,
+            pulumi.ResourceOptions(parent=self),
+            protect=cfg.is_prod,
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-postgres",

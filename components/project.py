@@ -152,12 +152,24 @@ def _setting_literal(app_dir: Path, module: str, name: str, seen: frozenset[str]
     return value
 
 
+def _url_path(value: str) -> str:
+    """A settings URL as nginx's location: leading and trailing slashes."""
+    return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+
 def static_url(app_dir: Path, settings: str) -> str:
     """The settings' STATIC_URL as a path with leading and trailing slashes (nginx's location)."""
     value = _setting_literal(app_dir, settings, "STATIC_URL", frozenset())
     if value is None:
         raise DetectionError(f"no STATIC_URL = '...' in {settings} or the settings it star-imports")
-    return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+    return _url_path(value)
+
+
+def media_url(app_dir: Path, settings: str) -> str:
+    """The settings' MEDIA_URL like static_url; "" when the settings never set it (Django's
+    default: a project without uploads, which gets no media location)."""
+    value = _setting_literal(app_dir, settings, "MEDIA_URL", frozenset())
+    return "" if value is None or not value.strip() else _url_path(value)
 
 
 # Python minors a `python:<minor>-slim` base image exists for, oldest first, and the one used

@@ -29,7 +29,11 @@ class Redis(pulumi.ComponentResource):
         super().__init__("djangostack:index:Redis", name, None, opts)
         cfg = args.cfg
         self.volume = renderers.stack_volume(
-            f"{name}-data", f"{cfg.name_prefix}-redisdata", cfg.stack, self, protect=cfg.is_prod
+            f"{name}-data",
+            f"{cfg.name_prefix}-redisdata",
+            cfg.stack,
+            pulumi.ResourceOptions(parent=self),
+            protect=cfg.is_prod,
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-redis",

@@ -166,14 +166,14 @@ def _files_volume(
 
 
 def stack_volume(
-    name: str, docker_name: str, stack: str, parent: pulumi.Resource, protect: bool = False
+    name: str, docker_name: str, stack: str, opts: pulumi.ResourceOptions, protect: bool = False
 ) -> docker.Volume:
     """A named volume labelled with its stack; `protect` keeps `pulumi destroy` off data."""
     return docker.Volume(
         name,
         name=docker_name,
         labels=[docker.VolumeLabelArgs(label=hardening.STACK_LABEL, value=stack)],
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components import app, postgres, redis
+from components import app, postgres, redis, renderers
 from components.app import AppArgs, AppEnv, Celery, Web
 from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
@@ -29,6 +29,7 @@ from components.networks import Networks, NetworksArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from components.spec import Mount
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ def plain_stack_values(cfg: StackConfig) -> dict[str, str]:
         "domain": cfg.domain,
         "url": public_url(cfg),
         "staticUrl": cfg.static_url,
+        "mediaRoot": app.MEDIA_DIR,
+        "mediaUrl": cfg.media_url,
     }
 
 
@@ -121,6 +124,7 @@ def app_environment(
     env: Mapping[str, pulumi.Input[str]],
     secret_env: Mapping[str, pulumi.Input[str]],
     values: Mapping[str, pulumi.Input[str]],
+    mounts: tuple[Mount, ...] = (),
 ) -> AppEnv:
     """The built-in `env` / `secret_env` with config `env` and `secretEnv` rendered over the
     stack `values` (one per STACK_VALUES name) and merged in: a mapped name replaces a built-in
@@ -139,7 +143,7 @@ def app_environment(
         plain.pop(name, None)
     if cfg.secret_env:
         plain[app.SECRET_ENV_VAR] = " ".join(sorted(cfg.secret_env))
-    return AppEnv(env=plain, secret_env=secret)
+    return AppEnv(env=plain, secret_env=secret, mounts=mounts)
 
 
 class DjangoStack(pulumi.ComponentResource):
@@ -174,6 +178,12 @@ class DjangoStack(pulumi.ComponentResource):
         self.postgres = Postgres(f"{name}-postgres", PostgresArgs(cfg, backend, password), child)
         self.redis = Redis(f"{name}-redis", RedisArgs(cfg, backend), child)
 
+        # Uploaded files: written by every app container, served read-only by nginx, kept
+        # across releases and protected in prod like the database (docs/operations.md).
+        self.media_volume = renderers.stack_volume(
+            f"{name}-media", f"{cfg.name_prefix}-media", cfg.stack, child, protect=cfg.is_prod
+        )
+
         self.url = public_url(cfg)
         self.database_url = database_url(cfg, password)
         plain = plain_stack_values(cfg)
@@ -198,12 +208,15 @@ class DjangoStack(pulumi.ComponentResource):
             },
             secret_env={"SECRET_KEY": secret_key, "DATABASE_URL": self.database_url},
             values=values,
+            mounts=(Mount(app.MEDIA_DIR, self.media_volume.name),),
         )
 
         image_ref = self.image.ref
         self.backup = Backup(
             f"{name}-backup",
-            BackupArgs(cfg, image_ref, backend, password, self.postgres.container),
+            BackupArgs(
+                cfg, image_ref, backend, password, self.postgres.container, self.media_volume.name
+            ),
             child,
         )
         self.migration = Migration(
@@ -243,6 +256,7 @@ class DjangoStack(pulumi.ComponentResource):
                     cfg,
                     self.networks.edge,
                     self.static.volume.name,
+                    self.media_volume.name,
                     depends_on=[self.web, self.static],
                 ),
                 child,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Restore a pre-migration backup (pg_dump custom format) from a stack's backup volume.
+# Restore a pre-migration backup (pg_dump custom format, and the media archive taken with it)
+# from a stack's backup volume.
 #
 #   scripts/restore.sh [--prefix PREFIX] --list
 #   scripts/restore.sh [--prefix PREFIX] [--into DATABASE] [BACKUP]
@@ -12,9 +13,11 @@
 #   BACKUP           a file name from --list (default: the newest)
 #
 # Without --into, the live database is replaced (pg_restore --clean --if-exists in a single
-# transaction: on any error nothing changes). Web and Celery are stopped first (Swarm services
-# scaled to 0, or containers stopped) so nothing writes during the restore, and started again
-# afterwards, also when the restore fails.
+# transaction: on any error nothing changes), then the media volume's contents by the backup's
+# <name>.media.tar (when there is one: backups older than the media volume have none). Web and
+# Celery are stopped first (Swarm services scaled to 0, or containers stopped) so nothing
+# writes during the restore, and started again afterwards, also when the restore fails.
+# --into restores the database only.
 #
 # The dump is streamed from a throw-away, read-only container that mounts the backup volume
 # into pg_restore inside the Postgres container, over its local socket: no password is read
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="${2:?--prefix needs a value}"; shift 2 ;;
     --list) list=1; shift ;;
     --into) into="${2:?--into needs a database name}"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) backup="$1"; shift ;;
   esac
@@ -92,3 +95,16 @@ in_backups cat "/backups/$backup" |
   docker exec -i "$postgres" pg_restore --clean --if-exists --single-transaction \
     --exit-on-error --no-owner -U "$user" -d "$database"
 echo "restored $backup into $database"
+archive="$(media_archive_of "$backup")"
+if [ -z "$media" ]; then
+  echo "no media volume $prefix-media: media left alone"
+elif in_backups test -f "/backups/$archive"; then
+  # A readable archive before anything is deleted; then extracted as the app's user (10001),
+  # who owns the media volume's files.
+  in_backups tar -tf "/backups/$archive" >/dev/null
+  in_backups cat "/backups/$archive" |
+    MEDIA_WRITABLE=1 in_media 10001:10001 sh -c 'find /media -mindepth 1 -delete && tar -C /media -xf -'
+  echo "restored $archive into volume $media"
+else
+  echo "no media archive $archive (a backup older than the media volume): media left alone"
+fi

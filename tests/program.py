@@ -80,6 +80,7 @@ class Registration:
     inputs: dict[str, Any]  # as passed to Mocks.new_resource: secrets still wrapped
     id: str | None
     state: dict[str, Any]  # what Mocks.new_resource returned
+    protect: bool = False  # the `protect` resource option: `pulumi destroy` refuses to delete it
 
     @property
     def plain_inputs(self) -> dict[str, Any]:
@@ -162,6 +163,7 @@ class _RecordingMonitor(MockMonitor):
                     inputs=rpc.deserialize_properties(request.object),
                     id=registration.id,
                     state=dict(registration.state or {}),
+                    protect=request.protect,
                 )
             )
         return response

@@ -1,7 +1,14 @@
-"""Build-time `collectstatic` (docker/Dockerfile, runtime stage): into the project's own
-STATIC_ROOT, whatever it is, then linked at STATIC_LINK, the fixed path the stack's static sync
-job copies from (components/jobs.py StaticFiles). A project without STATIC_ROOT fails the build
-with the setting to add. Run as `python /opt/djangostack/collectstatic.py` from the project."""
+"""Build-time steps on the project's settings (docker/Dockerfile, runtime stage), run as
+`python /opt/djangostack/collectstatic.py` from the project:
+
+- `collectstatic` into the project's own STATIC_ROOT, whatever it is, then linked at
+  STATIC_LINK, the fixed path the stack's static sync job copies from (components/jobs.py
+  StaticFiles). A project without STATIC_ROOT fails the build with the setting to add.
+- the project's MEDIA_ROOT, whatever it is, replaced by a link to MEDIA_DIR, the media volume's
+  mount point (components/app.py MEDIA_DIR), so uploads land on the volume with no setting
+  changed. A MEDIA_ROOT that already holds files fails the build (the volume would hide them);
+  a project without MEDIA_ROOT (Django's default "": no uploads) gets no link.
+"""
 
 import json
 import os
@@ -9,6 +16,30 @@ import sys
 from pathlib import Path
 
 STATIC_LINK = Path("/opt/djangostack/static")
+MEDIA_DIR = Path("/srv/media")
+
+
+def link_media(media_root: str, settings_module: str) -> None:
+    """Make `media_root` a link to MEDIA_DIR (an empty directory there is replaced)."""
+    if not media_root:
+        print(f"djangostack: no MEDIA_ROOT in {settings_module}: no uploads to keep")
+        return
+    root = Path(os.path.abspath(media_root))  # not resolve(): a link there is what we replace
+    if root.resolve() == MEDIA_DIR:
+        print(f"djangostack: MEDIA_ROOT {root} is the media volume already")
+        return
+    if root.is_symlink() or root.is_file() or (root.is_dir() and any(root.iterdir())):
+        sys.exit(
+            f"djangostack: MEDIA_ROOT {root} ({settings_module}) already holds files in the "
+            f"image; uploads live on the media volume mounted at {MEDIA_DIR}, which would hide "
+            "them. Keep that directory out of the build context (add it to .dockerignore) or "
+            "point MEDIA_ROOT elsewhere"
+        )
+    if root.is_dir():
+        root.rmdir()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.symlink_to(MEDIA_DIR, target_is_directory=True)
+    print(f"djangostack: MEDIA_ROOT {root} linked to the media volume at {MEDIA_DIR}")
 
 
 def main() -> None:
@@ -24,9 +55,10 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    module = os.environ["DJANGO_SETTINGS_MODULE"]
     if not settings.STATIC_ROOT:
         sys.exit(
-            f"djangostack: STATIC_ROOT is not set in {os.environ['DJANGO_SETTINGS_MODULE']}, so "
+            f"djangostack: STATIC_ROOT is not set in {module}, so "
             "collectstatic has no target. Set it in those settings, for example "
             "STATIC_ROOT = BASE_DIR / 'staticfiles'"
         )
@@ -34,6 +66,7 @@ def main() -> None:
     root = Path(settings.STATIC_ROOT).resolve()
     STATIC_LINK.symlink_to(root, target_is_directory=True)
     print(f"djangostack: STATIC_ROOT {root} (STATIC_URL {settings.STATIC_URL}) at {STATIC_LINK}")
+    link_media(str(settings.MEDIA_ROOT), module)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_one_shot_jobs_need_no_health_check():
     assert hardening.check(dataclasses.replace(GOOD, health=None), long_running=False) == []
 
 
-def nginx_conf(https_port: int = 443) -> str:
+def nginx_conf(https_port: int = 443, media_url: str = "") -> str:
     fields = {f.name: None for f in dataclasses.fields(StackConfig)}
     cfg = StackConfig(
         **{
@@ -64,6 +64,7 @@ def nginx_conf(https_port: int = 443) -> str:
             "domain": "shop.example.com",
             "https_port": https_port,
             "static_url": "/static/",
+            "media_url": media_url,
         }
     )
     return render_conf(cfg)

@@ -65,6 +65,10 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploads: in the image MEDIA_ROOT is a link to the stack's media volume (docs/config.md,
+# "Uploaded files"); nginx serves them under MEDIA_URL.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = BASE_DIR / "media"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
