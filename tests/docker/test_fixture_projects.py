@@ -359,14 +359,17 @@ def deploy_by_hand(
     build_image: Any,
     tmp_path_factory: pytest.TempPathFactory,
     labels: dict[str, str],
+    target: str = "runtime",
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[ByHand]:
-    """The fixture built as the program would build it, migrated, Gunicorn and its processes
-    started against fresh Postgres/Redis stand-ins with its variables set by hand."""
+    """The fixture built as the program would build it (`target`: runtime for prod,
+    development for dev), migrated, its web (the image's CMD: Gunicorn, or runserver) and its
+    processes started against fresh Postgres/Redis stand-ins with its variables set by hand."""
     context = tmp_path_factory.mktemp(fixture.name) / "project"
     shutil.copytree(fixture.source, context)
     token = secrets.token_hex(4)
-    tag = f"djangostack/fixture-{fixture.name}:{token}"
-    build_image(context, tag, build_args=fixture.build_args(context))
+    tag = f"djangostack/fixture-{fixture.name}-{target}:{token}"
+    build_image(context, tag, target=target, build_args=fixture.build_args(context))
 
     run_id = f"fx-{fixture.name}-{token}"
     backing = start_backing(docker_client, run_id, labels)
@@ -384,7 +387,11 @@ def deploy_by_hand(
         "url": "https://localhost",
         "secretKey": secrets.token_urlsafe(60),
     }
-    environment = {**resolve(fixture.env, values), **resolve(fixture.secret_env, values)}
+    environment = {
+        **resolve(fixture.env, values),
+        **resolve(fixture.secret_env, values),
+        **(extra_env or {}),
+    }
     try:
         migrate = backing.run(
             tag,
@@ -474,6 +481,39 @@ def test_ldap_extension_compiled_in_the_builder_loads_in_the_runtime(by_hand: By
     assert extension.startswith("/opt/venv/") and extension.endswith(".so")
     # The headers stayed in the builder.
     assert by_hand.web.exec_run(["test", "-e", "/usr/include/ldap.h"]).exit_code != 0
+
+
+def test_single_settings_development_image_runs_with_its_dev_switches(
+    docker_client: docker.DockerClient,
+    build_image: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    labels: dict[str, str],
+) -> None:
+    """What the dev stack runs: the development target (runserver behind the product's health
+    endpoint), the project's own switches for local work (DEBUG, no HTTPS redirect)."""
+    fixture = SINGLE_SETTINGS
+    with deploy_by_hand(
+        fixture,
+        docker_client,
+        build_image,
+        tmp_path_factory,
+        labels,
+        target="development",
+        extra_env={"DEBUG": "1", "SECURE_SSL_REDIRECT": "0"},
+    ) as dev:
+        wait_healthy(dev.web)
+        assert "runserver" in dev.web.attrs["Config"]["Cmd"]
+        home = dev.get("/", https=False)
+        assert home.status_code == 200, home.text[-2000:]
+        assert f"<h1>{fixture.heading}</h1>" in home.text
+        # DEBUG: runserver serves the static files from the app's static/ directory.
+        static_url = project.static_url(dev.context, fixture.settings)
+        css = dev.get(static_url + fixture.static_file, https=False)
+        assert css.status_code == 200
+        assert css.text == (fixture.source / "board" / "static" / fixture.static_file).read_text()
+        for container in dev.processes.values():
+            wait_healthy(container)
+        assert_processes_work(fixture, dev.sql)
 
 
 # ---------------------------------------------------------------------------------------------
