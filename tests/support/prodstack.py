@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,9 @@ RECOVERY_TIMEOUT_SECONDS = 180
 class ProdStack:
     name: str
     state_dir: Path
-    app_dir: Path  # private copy of app/: the build context of this stack
+    app_dir: Path  # private copy of app/ (or of a fixture project): the build context
     config: dict[str, Any]
+    secret_keys: tuple[str, ...] = SECRET_KEYS  # config keys handed over as secrets
     client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
     outputs: dict[str, Any] = field(default_factory=dict)
     # Where the Docker objects and jobs go (a Swarm manager's socket); None: the local engine.
@@ -54,7 +55,7 @@ class ProdStack:
             self.name,
             "prod",
             config,
-            SECRET_KEYS,
+            self.secret_keys,
             self.state_dir,
             timeout=REALIZE_TIMEOUT_SECONDS,
             docker_host=self.docker_host,
@@ -146,20 +147,28 @@ class ProdStack:
         return time.monotonic() - began
 
 
-def copy_app(target: Path) -> Path:
+def copy_app(target: Path, source: Path = ROOT / "app") -> Path:
     shutil.copytree(
-        ROOT / "app", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "db.sqlite3")
+        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "db.sqlite3")
     )
     return target
 
 
 @contextlib.contextmanager
-def prod_stack(workdir: Path, label: str) -> Iterator[ProdStack]:
-    """A freshly realized prod stack named `<label>-<random>`, torn down afterwards (even
-    when realizing it failed)."""
+def prod_stack(
+    workdir: Path,
+    label: str,
+    source: Path = ROOT / "app",
+    overrides: Mapping[str, Any] | None = None,
+    secret_keys: tuple[str, ...] = SECRET_KEYS,
+) -> Iterator[ProdStack]:
+    """A freshly realized prod stack named `<label>-<random>` of a private copy of `source`
+    (the reference app, or a fixture project) with `overrides` on the test config, torn down
+    afterwards (even when realizing it failed)."""
     name = f"{label}-{uuid.uuid4().hex[:6]}"
-    app_dir = copy_app(workdir / "app")
-    stack = ProdStack(name, workdir / "state", app_dir, config_for("prod", name, app_dir))
+    app_dir = copy_app(workdir / "app", source)
+    config = {**config_for("prod", name, app_dir), **(overrides or {})}
+    stack = ProdStack(name, workdir / "state", app_dir, config, secret_keys=secret_keys)
     try:
         stack.realize()
         yield stack
