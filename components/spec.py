@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus", "job")
+# "celery": the default Celery worker process (its role label predates `processes`);
+# "process": every other process type of config `processes`.
+ROLES = ("web", "celery", "process", "postgres", "redis", "nginx", "prometheus", "job")
 TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
 
 
@@ -105,3 +107,5 @@ class ServiceSpec:
     capabilities: tuple[Capability, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
+    # Never two tasks at once, even during a rollout (Swarm: stop-first updates and rollbacks).
+    singleton: bool = False

@@ -80,6 +80,9 @@ class Registration:
     inputs: dict[str, Any]  # as passed to Mocks.new_resource: secrets still wrapped
     id: str | None
     state: dict[str, Any]  # what Mocks.new_resource returned
+    # Type tokens of the registration's alias specs (an `Alias(type_=...)` keeps a resource
+    # whose component type changed from being replaced).
+    alias_types: tuple[str, ...] = ()
 
     @property
     def plain_inputs(self) -> dict[str, Any]:
@@ -162,6 +165,9 @@ class _RecordingMonitor(MockMonitor):
                     inputs=rpc.deserialize_properties(request.object),
                     id=registration.id,
                     state=dict(registration.state or {}),
+                    alias_types=tuple(
+                        a.spec.type for a in request.aliases if a.HasField("spec") and a.spec.type
+                    ),
                 )
             )
         return response
