@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,12 +151,21 @@ def copy_app(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def prod_stack(workdir: Path, label: str) -> Iterator[ProdStack]:
+def prod_stack(
+    workdir: Path,
+    label: str,
+    overrides: dict[str, Any] | None = None,
+    prepare: Callable[[Path], None] | None = None,
+) -> Iterator[ProdStack]:
     """A freshly realized prod stack named `<label>-<random>`, torn down afterwards (even
-    when realizing it failed)."""
+    when realizing it failed). `overrides` go on top of the test config from the first
+    realization; `prepare` edits the private copy of `app/` before it is built."""
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     app_dir = copy_app(workdir / "app")
-    stack = ProdStack(name, workdir / "state", app_dir, config_for("prod", name, app_dir))
+    if prepare is not None:
+        prepare(app_dir)
+    config = {**config_for("prod", name, app_dir), **(overrides or {})}
+    stack = ProdStack(name, workdir / "state", app_dir, config)
     try:
         stack.realize()
         yield stack
