@@ -628,7 +628,10 @@ def _strings(value: Any) -> tuple[str, ...] | None:
 
 
 def _process_integer(r: _Reader, path: str, value: Any, low: int, high: int, example: str) -> int:
-    # YAML/JSON numbers arrive as int; `pulumi config set --path` stores "2" as a number too.
+    # YAML numbers arrive as int; text ("2", as `pulumi config set --path ... --type string`
+    # or a quoted YAML value stores it) is accepted the way flat integer keys accept it.
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         r.problem_at(path, f"must be a whole number, got {value!r}", example)
         return low
@@ -639,6 +642,9 @@ def _process_integer(r: _Reader, path: str, value: Any, low: int, high: int, exa
 
 
 def _process_boolean(r: _Reader, path: str, value: Any) -> bool:
+    # Text "true"/"false" too, like the flat boolean keys.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"
     if not isinstance(value, bool):
         r.problem_at(path, f"must be true or false, got {value!r}", "true")
         return False

@@ -141,6 +141,14 @@ def test_processes_replace_the_default_worker_and_are_exported():
     assert result.outputs["processNames"] == {"ticker": ["djangostack-prod-ticker"]}
 
 
+def test_numbers_and_booleans_may_arrive_as_text():
+    # What `pulumi config set --path` or a quoted YAML value may store.
+    result = prod({"ticker": {**TICKER, "replicas": "1", "singleton": "true", "memoryMb": "256"}})
+    inputs = service(result, "djangostack-prod-ticker").plain_inputs
+    assert inputs["updateConfig"]["order"] == "stop-first"
+    assert inputs["taskSpec"]["resources"]["limits"]["memoryBytes"] == 256 * 1024 * 1024
+
+
 def test_a_celery_worker_process_gets_the_products_health_check():
     worker = {"command": ["celery", "-A", "config", "worker", "-Q", "mail"]}
     result = prod({"mail": worker})
