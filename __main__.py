@@ -3,7 +3,7 @@ documented in docs/outputs.md (the contract other stacks rely on)."""
 
 import pulumi
 
-from components.config import load_config
+from components.config import CELERY_PROCESS, load_config
 from components.stack import DjangoStack, DjangoStackArgs
 
 cfg = load_config()
@@ -27,7 +27,9 @@ pulumi.export("redisVolume", stack.redis.volume.name)
 pulumi.export("backupVolume", stack.backup.volume.name)
 pulumi.export("mediaVolume", stack.media_volume.name)
 pulumi.export("webNames", stack.web.names)
-pulumi.export("celeryNames", stack.celery.names)
+celery = stack.processes.get(CELERY_PROCESS)
+pulumi.export("celeryNames", celery.names if celery else [])
+pulumi.export("processNames", {name: p.names for name, p in stack.processes.items()})
 if stack.static and stack.nginx:
     pulumi.export("staticVolume", stack.static.volume.name)
     pulumi.export("nginxName", stack.nginx.name)

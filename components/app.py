@@ -1,4 +1,5 @@
-"""The Django application's long-running services: web (gunicorn / runserver) and Celery."""
+"""The Django application's long-running services: web (gunicorn / runserver) and the
+process types of config `processes` (by default the Celery worker)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, replace
 import pulumi
 
 from components import renderers
-from components.config import StackConfig
+from components.config import CELERY_PROCESS, ProcessConfig, StackConfig, celery_worker_app
 from components.spec import (
     TMP,
     HealthCheck,
@@ -166,37 +167,72 @@ class Web(pulumi.ComponentResource):
         self.register_outputs({"names": self.names})
 
 
-class Celery(pulumi.ComponentResource):
-    """The Celery worker: backend network only; SIGTERM starts a warm shutdown (current tasks
-    finish), so its stop grace period is generous."""
+# The component type of the Celery worker before process types existed: the default process
+# `celery` aliases it, so a deployed stack updates its worker in place instead of replacing it.
+LEGACY_CELERY_TYPE = "djangostack:index:Celery"
+CELERY_STOP_GRACE = 120  # a Celery worker's warm shutdown lets current tasks finish
+PROCESS_STOP_GRACE = 30
 
-    def __init__(self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("djangostack:index:Celery", name, None, opts)
+
+def through_entrypoint(test: tuple[str, ...]) -> tuple[str, ...]:
+    """A project's health command run through the entrypoint, like its process: a command
+    that loads the settings may read a secretEnv NAME."""
+    kind, *rest = test
+    if kind == "CMD-SHELL":
+        return ("CMD", ENTRYPOINT, "sh", "-c", *rest)
+    return (kind, ENTRYPOINT, *rest)
+
+
+def process_health(process: ProcessConfig, celery_app: str) -> HealthCheck:
+    """The process's own health check, else the product's default (a Celery worker's ping;
+    config validation guarantees one of the two exists)."""
+    if process.health:
+        return HealthCheck(test=through_entrypoint(process.health))
+    app = celery_worker_app(process.command, celery_app)
+    if app is None:
+        raise ValueError(f"process {process.name}: no health check and no default for it")
+    return celery_health(app)
+
+
+@dataclass(frozen=True)
+class ProcessArgs:
+    cfg: StackConfig
+    process: ProcessConfig
+    image_ref: pulumi.Input[str]
+    app_env: AppEnv
+    networks: Sequence[NetworkAttachment]  # backend, plus egress when the process opts in
+    depends_on: Sequence[pulumi.Resource]  # the migration step
+
+
+class Process(pulumi.ComponentResource):
+    """One long-running non-web process type (config `processes`; by default the Celery
+    worker): the web image with its own command, no published port, no edge network. Docker
+    name `<namePrefix>-<name>`; `singleton` never runs two tasks at once."""
+
+    def __init__(self, name: str, args: ProcessArgs, opts: pulumi.ResourceOptions | None = None):
+        process = args.process
+        if process.name == CELERY_PROCESS:
+            legacy = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=LEGACY_CELERY_TYPE)])
+            opts = pulumi.ResourceOptions.merge(opts, legacy)
+        super().__init__("djangostack:index:Process", name, None, opts)
         cfg = args.cfg
+        worker = celery_worker_app(process.command, cfg.celery_app) is not None
         spec = ServiceSpec(
-            name=f"{cfg.name_prefix}-celery",
-            role="celery",
+            name=f"{cfg.name_prefix}-{process.name}",
+            role="celery" if process.name == CELERY_PROCESS else "process",
             image=args.image_ref,
             user=USER,
-            limits=Limits(memory_mb=cfg.memory_mb["celery"], cpus=1.0, pids=256),
-            health=celery_health(cfg.celery_app),
-            command=(
-                ENTRYPOINT,
-                "celery",
-                "-A",
-                cfg.celery_app,
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(cfg.celery_concurrency),
-            ),
+            limits=Limits(memory_mb=process.memory_mb, cpus=1.0, pids=256),
+            health=process_health(process, cfg.celery_app),
+            command=(ENTRYPOINT, *process.command),
             env=args.app_env.env,
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
             mounts=args.app_env.mounts,
             networks=tuple(args.networks),
-            stop_grace_seconds=120,
+            stop_grace_seconds=CELERY_STOP_GRACE if worker else PROCESS_STOP_GRACE,
+            replicas=process.replicas,
+            singleton=process.singleton,
             placement=placement(cfg),
         )
         opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))

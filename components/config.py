@@ -82,6 +82,7 @@ KEYS: dict[str, str] = {
     "nginxMemoryMb": "128",
     "env": "'${postgresHost}'",
     "secretEnv": "'${postgresPassword}'",
+    "processes": "python",  # the hint sets one element: --path 'processes.NAME.command[0]'
 }
 SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey", "secretEnv"})
 MEMORY_KEYS = (
@@ -94,6 +95,21 @@ MEMORY_KEYS = (
 MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
 # Array keys: their fix hint sets one element with `--path`.
 LIST_KEYS = frozenset({"buildPackages", "runtimePackages"})
+# Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
+# a set value reaches the program as JSON text.
+OBJECT_KEYS = frozenset({"env", "secretEnv", "processes"})
+# Process types (config `processes`): the name ends up in Docker and Pulumi names.
+PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+PROCESS_FIELDS = ("command", "replicas", "memoryMb", "health", "singleton", "egress")
+# `<namePrefix>-<name>` of a process must not be another Docker object of the stack.
+RESERVED_PROCESS_NAMES = frozenset(
+    {
+        "web", "migrate", "static", "postgres", "pgdata", "redis", "redisdata", "backup",
+        "backups", "nginx", "prometheus", "edge", "backend", "egress", "media",
+    }
+)  # fmt: skip
+CELERY_PROCESS = "celery"  # the default process: today's Celery worker, same names
+MAX_PROCESS_REPLICAS = 64
 # Debian policy 5.6.1 (package names). The names reach `apt-get install` through a shell in the
 # Dockerfile: this grammar (no space, quote, `$`, `;`, glob) is what keeps anything else out.
 DEBIAN_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -219,6 +235,35 @@ def parse_template(text: str) -> EnvTemplate:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """One long-running non-web process type (config `processes`, docs/config.md)."""
+
+    name: str  # Docker name `<namePrefix>-<name>`, Pulumi name `djangostack-<name>`
+    command: tuple[str, ...]
+    replicas: int
+    memory_mb: int
+    # Docker CMD form (("CMD", ...) or ("CMD-SHELL", "...")); empty: the product's default
+    # (`celery_worker_app` finds it for a Celery worker).
+    health: tuple[str, ...]
+    singleton: bool  # never two tasks at once, even during a rollout
+    egress: bool  # also on the `egress` network (a route out)
+
+
+def celery_worker_app(command: tuple[str, ...], celery_app: str) -> str | None:
+    """What a `celery ... worker` command loads (its `-A`/`--app`, else the project's
+    `celery_app`): the product has a health check for such a worker. None for any other
+    command, or a worker whose app is unknown."""
+    if command[:1] != ("celery",) or "worker" not in command:
+        return None
+    for index, arg in enumerate(command):
+        if arg in ("-A", "--app") and index + 1 < len(command):
+            return command[index + 1]
+        if arg.startswith("--app="):
+            return arg.removeprefix("--app=")
+    return celery_app or None
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -229,7 +274,7 @@ class StackConfig:
     app_dir: Path
     dependencies: deps.Dependencies  # how appDir declares its Python dependencies
     django_settings_module: str  # DJANGO_SETTINGS_MODULE of the image and every container
-    celery_app: str  # what `celery -A` loads
+    celery_app: str  # what `celery -A` loads; empty: the project has no Celery app
     health_path: str  # the web probe's path; empty: the image's own health endpoint
     static_url: str  # nginx's static location: the project's STATIC_URL, "/.../"
     media_url: str  # nginx's media location: the project's MEDIA_URL, "/.../"; "": none
@@ -274,6 +319,9 @@ class StackConfig:
     # values (STACK_VALUES); every app container, service and job gets them.
     env: dict[str, EnvTemplate]
     secret_env: dict[str, EnvTemplate]
+    # Long-running non-web processes, in config order; default: the Celery worker `celery`
+    # when the project has a Celery app.
+    processes: tuple[ProcessConfig, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -318,6 +366,13 @@ class _Reader:
             for k, v in _set_config().items()
             if k.startswith(f"{PROJECT}:")
         }
+
+    def problem_at(self, path: str, what: str, example: str) -> None:
+        """A problem inside an object key (`processes.worker.replicas`): the fix sets that
+        path with `--path`."""
+        self.problems.append(
+            f"{PROJECT}:{path}: {what}. Fix: pulumi config set --path '{path}' {example}"
+        )
 
     def problem(
         self,
@@ -601,6 +656,9 @@ def load_config(root: Path = ROOT) -> StackConfig:
         role = key.removesuffix("MemoryMb")
         memory_mb[role] = r.integer(key, MIN_MEMORY_MB, MAX_MEMORY_MB, " MiB")
 
+    celery_concurrency = r.integer("celeryConcurrency", 1, 64)
+    processes = _processes(r, celery_app, celery_concurrency, memory_mb["celery"])
+
     cfg = StackConfig(
         project=PROJECT,
         stack=stack,
@@ -637,7 +695,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         app_node_label=app_node_label,
         web_max_replicas_per_node=web_max_per_node,
         web_workers=r.integer("webWorkers", 1, 64),
-        celery_concurrency=r.integer("celeryConcurrency", 1, 64),
+        celery_concurrency=celery_concurrency,
         postgres_image=r.reference("postgresImage"),
         redis_image=r.reference("redisImage"),
         nginx_image=r.reference("nginxImage"),
@@ -654,6 +712,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         memory_mb=memory_mb,
         env=env,
         secret_env=secret_env,
+        processes=processes,
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -791,9 +850,17 @@ def _media_url(r: _Reader, app_dir: Path, settings: str, prod: bool, static_url:
 def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:
     """The settings module and the Celery app (components/project.py), detected unless set."""
     if not app_dir.is_dir():
-        return KEYS["djangoSettingsModule"], KEYS["celeryApp"]  # appDir is already reported
+        return KEYS["djangoSettingsModule"], ""  # appDir is already reported
     settings = _module(r, "djangoSettingsModule", app_dir, lambda: project.settings_module(app_dir))
-    celery = _module(r, "celeryApp", app_dir, lambda: project.celery_app(app_dir, settings))
+    if not r.text("celeryApp"):
+        try:
+            if project.celery_app(app_dir, settings) is None:
+                # No Celery app: no default worker. A worker started anyway would crash-loop
+                # on `celery -A <package>`; `celeryApp` set explicitly still forces one.
+                return settings, ""
+        except project.DetectionError:
+            pass  # several apps: `_module` reports it, naming the key to set
+    celery = _module(r, "celeryApp", app_dir, lambda: project.celery_app(app_dir, settings) or "")
     return settings, celery
 
 
@@ -831,3 +898,143 @@ def _dependencies(r: _Reader, app_dir: Path) -> deps.Dependencies:
     except deps.DependencyError as error:
         r.problem("requirementsFile", str(error))
         return fallback
+
+
+def _default_processes(
+    celery_app: str, concurrency: int, memory_mb: int
+) -> tuple[ProcessConfig, ...]:
+    """Without `processes`: today's Celery worker when the project has a Celery app."""
+    if not celery_app:
+        return ()
+    command = ("celery", "-A", celery_app, "worker", "--loglevel", "INFO")
+    return (
+        ProcessConfig(
+            name=CELERY_PROCESS,
+            command=(*command, "--concurrency", str(concurrency)),
+            replicas=1,
+            memory_mb=memory_mb,
+            health=(),  # the product's Celery ping (components/processes.py)
+            singleton=False,
+            egress=False,
+        ),
+    )
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    """`value` as a non-empty tuple of non-empty strings, else None."""
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(item, str) and item for item in value):
+        return None
+    return tuple(value)
+
+
+def _process_integer(r: _Reader, path: str, value: Any, low: int, high: int, example: str) -> int:
+    # YAML numbers arrive as int; text ("2", as `pulumi config set --path ... --type string`
+    # or a quoted YAML value stores it) is accepted the way flat integer keys accept it.
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        r.problem_at(path, f"must be a whole number, got {value!r}", example)
+        return low
+    if not low <= value <= high:
+        r.problem_at(path, f"must be between {low} and {high}, got {value}", example)
+        return low
+    return value
+
+
+def _process_boolean(r: _Reader, path: str, value: Any) -> bool:
+    # Text "true"/"false" too, like the flat boolean keys.
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        r.problem_at(path, f"must be true or false, got {value!r}", "true")
+        return False
+    return value
+
+
+def _process(
+    r: _Reader, name: str, spec: Any, celery_app: str, default_memory_mb: int
+) -> ProcessConfig | None:
+    """One entry of `processes`, validated; None when it is unusable (problems recorded)."""
+    base = f"processes.{name}"
+    problem = ""
+    if not PROCESS_NAME_RE.match(name):
+        problem = f"process name {name!r} must match [a-z][a-z0-9-]* (max 30)"
+    elif name in RESERVED_PROCESS_NAMES:
+        problem = f"process name {name!r} is taken by the stack's own <namePrefix>-{name}"
+    if problem:
+        r.problems.append(
+            f"{PROJECT}:{base}: {problem}. Fix: pulumi config rm --path '{base}' && "
+            "pulumi config set --path 'processes.worker.command[0]' python (and its other fields)"
+        )
+        return None
+    if not isinstance(spec, dict):
+        r.problem_at(f"{base}.command[0]", f"must be an object, got {spec!r}", "python")
+        return None
+    for field in sorted(set(spec) - set(PROCESS_FIELDS)):
+        close = difflib.get_close_matches(field, PROCESS_FIELDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        r.problems.append(
+            f"{PROJECT}:{base}.{field}: unknown field{hint}; known: {', '.join(PROCESS_FIELDS)}. "
+            f"Fix: pulumi config rm --path '{base}.{field}'"
+        )
+    command = _strings(spec.get("command"))
+    if command is None:
+        what = f"command must be a non-empty list of strings, got {spec.get('command')!r}"
+        r.problem_at(f"{base}.command[0]", what, "python")
+        command = ("python",)
+    replicas = _process_integer(
+        r, f"{base}.replicas", spec.get("replicas", 1), 1, MAX_PROCESS_REPLICAS, "1"
+    )
+    memory_mb = _process_integer(
+        r,
+        f"{base}.memoryMb",
+        spec.get("memoryMb", default_memory_mb),
+        MIN_MEMORY_MB,
+        MAX_MEMORY_MB,
+        "512",
+    )
+    health: tuple[str, ...] = ()
+    if "health" in spec:
+        health = _strings(spec["health"]) or ()
+        if not health or health[0] not in ("CMD", "CMD-SHELL") or len(health) < 2:
+            what = (
+                "health must be a Docker health check in CMD form: "
+                f'["CMD", "program", ...] or ["CMD-SHELL", "shell line"], got {spec["health"]!r}'
+            )
+            r.problem_at(f"{base}.health[0]", what, "CMD")
+    elif celery_worker_app(command, celery_app) is None:
+        what = (
+            "health is required: only a Celery worker has a default health check; "
+            "give a command that fails when the process is unhealthy"
+        )
+        r.problem_at(f"{base}.health[0]", what, "CMD")
+    singleton = _process_boolean(r, f"{base}.singleton", spec.get("singleton", False))
+    if singleton and replicas != 1:
+        what = "a singleton runs exactly one task: replicas must be 1 (or singleton false)"
+        r.problem_at(f"{base}.replicas", what, "1")
+    egress = _process_boolean(r, f"{base}.egress", spec.get("egress", False))
+    return ProcessConfig(name, command, replicas, memory_mb, health, singleton, egress)
+
+
+def _processes(
+    r: _Reader, celery_app: str, concurrency: int, default_memory_mb: int
+) -> tuple[ProcessConfig, ...]:
+    """Config `processes` (an object: name -> process), or the default Celery worker."""
+    raw = r.values.get("processes")
+    if raw is None:
+        return _default_processes(celery_app, concurrency, default_memory_mb)
+    value: Any = raw
+    if isinstance(raw, str):
+        with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
+            value = json.loads(raw)
+    if not isinstance(value, dict):
+        r.problem_at(
+            "processes.worker.command[0]",
+            f"processes must be an object of name -> process, got {raw!r}",
+            "python",
+        )
+        return ()
+    found = [_process(r, name, spec, celery_app, default_memory_mb) for name, spec in value.items()]
+    return tuple(p for p in found if p is not None)

@@ -84,6 +84,8 @@ def check(spec: ServiceSpec, *, long_running: bool = True) -> list[str]:
                 problems.append(f"bind mount of sensitive host path {source}")
     if spec.replicas < 1:
         problems.append("replicas must be at least 1")
+    if spec.singleton and spec.replicas != 1:
+        problems.append("a singleton has exactly one replica")
     if spec.stop_grace_seconds < 1:
         problems.append("stop grace period must be at least 1 second")
     return problems

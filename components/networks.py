@@ -1,4 +1,5 @@
-"""The two networks: edge (nginx and web) and backend (internal: no route out)."""
+"""The networks: edge (nginx and web), backend (internal: no route out) and, only when a
+process opts in (`processes.NAME.egress`), egress (a route out for those processes alone)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ class NetworksArgs:
 
 
 class Networks(pulumi.ComponentResource):
-    """`edge`: nginx and web. `backend`: web, Celery, Postgres, Redis, one-shot jobs; created
-    `internal` so nothing on it reaches outside or is reachable from the host. In swarm mode
-    both are attachable overlays so services and plain containers share them."""
+    """`edge`: nginx and web. `backend`: web, processes, Postgres, Redis, one-shot jobs;
+    created `internal` so nothing on it reaches outside or is reachable from the host.
+    `egress` (None unless a process has `egress: true`): not internal, only those processes
+    join it, so they get a default route out while the backend stays internal. In swarm mode
+    all are attachable overlays so services and plain containers share them."""
 
     def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Networks", name, None, opts)
@@ -45,7 +48,13 @@ class Networks(pulumi.ComponentResource):
 
         self.edge = network("edge", internal=False)
         self.backend = network("backend", internal=True)
-        self.register_outputs({"edge": self.edge.name, "backend": self.backend.name})
+        self.egress: docker.Network | None = None
+        if any(process.egress for process in cfg.processes):
+            self.egress = network("egress", internal=False)
+        outputs = {"edge": self.edge.name, "backend": self.backend.name}
+        if self.egress is not None:
+            outputs["egress"] = self.egress.name
+        self.register_outputs(outputs)
 
     @staticmethod
     def attach(network: docker.Network, *aliases: str) -> NetworkAttachment:

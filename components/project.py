@@ -6,8 +6,10 @@ what cannot be detected is reported as a config problem naming the key to set.
 
 - settings module: the `os.environ.setdefault("DJANGO_SETTINGS_MODULE", "...")` of `manage.py`,
   else the same line in a `<package>/wsgi.py` or `<package>/asgi.py` (one value among them);
-- Celery app: the package holding a `celery.py` that creates a `Celery(...)` app, else the
-  settings module's top-level package (`celery -A <package>` finds `<package>.celery`).
+- Celery app: the package holding a `celery.py` that creates a `Celery(...)` app
+  (`celery -A <package>` finds `<package>.celery`), or the module `celery_app.py` that does
+  (cookiecutter-django's `config.celery_app`); none: the project has no Celery app, and the
+  stack runs no default worker.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Fallback files for the settings module, relative to appDir (Django's startproject layout).
 ENTRY_POINT_GLOBS = ("*/wsgi.py", "*/asgi.py")
 # Where a Celery app module is looked for: a package at the top, or one level down.
-CELERY_GLOBS = ("*/celery.py", "*/*/celery.py")
+CELERY_GLOBS = ("*/celery.py", "*/*/celery.py", "*/celery_app.py", "*/*/celery_app.py")
 
 
 class DetectionError(Exception):
@@ -90,24 +92,30 @@ def _creates_celery_app(path: Path) -> bool:
     )
 
 
-def celery_app(app_dir: Path, settings: str) -> str:
-    """The module `celery -A` loads: the package of the project's Celery app."""
-    packages = sorted(
-        ".".join(path.parent.relative_to(app_dir).parts)
+def _celery_target(path: Path, app_dir: Path) -> str:
+    """What `celery -A` loads for an app created in `path`: the package for a `celery.py`
+    (Celery imports `<package>.celery` itself), the module otherwise."""
+    parts = path.relative_to(app_dir).with_suffix("").parts
+    return ".".join(parts[:-1] if path.name == "celery.py" else parts)
+
+
+def celery_app(app_dir: Path, settings: str) -> str | None:
+    """What `celery -A` loads: the project's Celery app; None when the project creates none."""
+    targets = sorted(
+        _celery_target(path, app_dir)
         for pattern in CELERY_GLOBS
         for path in app_dir.glob(pattern)
         if _creates_celery_app(path)
     )
+    if len(targets) == 1:
+        return targets[0]
     top = settings.split(".")[0]
-    if len(packages) == 1:
-        return packages[0]
-    if top in packages:  # several apps: the one next to the settings
-        return top
-    if packages:
-        raise DetectionError(f"several packages create a Celery app: {', '.join(packages)}")
-    if (app_dir / top).is_dir():
-        return top
-    raise DetectionError(f"no celery.py creating a Celery app, and no package {top}/")
+    beside_settings = [t for t in targets if t.split(".")[0] == top]
+    if len(beside_settings) == 1:  # several apps: the one next to the settings
+        return beside_settings[0]
+    if targets:
+        raise DetectionError(f"several modules create a Celery app: {', '.join(targets)}")
+    return None
 
 
 def module_file(app_dir: Path, module: str) -> Path | None:

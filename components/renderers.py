@@ -2,8 +2,8 @@
 
 - `render_container`: a pulumi-docker `Container` (plus a `docker update --pids-limit` step,
   since `Container` has no pids-limit argument, and a files volume for uploads).
-- `render_service`: a Swarm `docker.Service` with rolling start-first updates, automatic
-  rollback and secrets as Docker secrets.
+- `render_service`: a Swarm `docker.Service` with rolling start-first updates (stop-first for
+  a singleton), automatic rollback and secrets as Docker secrets.
 - `run_once`: a one-shot `docker run --rm` as a pulumi-command `Command` (migrations, backups,
   static sync, file writers); a non-zero exit fails the deploy.
 
@@ -337,7 +337,9 @@ def render_service(
     health = spec.health
     rollout = {
         "parallelism": 1,
-        "order": "start-first",
+        # A singleton's old task stops before the new one starts (a short gap instead of two
+        # at once); everything else starts the new task first (no gap).
+        "order": "stop-first" if spec.singleton else "start-first",
         "failure_action": "rollback",
         "monitor": UPDATE_MONITOR,
         "delay": "5s",

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus", "job")
+# "celery": the default Celery worker process (its role label predates `processes`);
+# "process": every other process type of config `processes`.
+ROLES = ("web", "celery", "process", "postgres", "redis", "nginx", "prometheus", "job")
 TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
 
 
@@ -115,3 +117,5 @@ class ServiceSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
     placement: Placement | None = None  # Swarm services only; None: Swarm's default spread
+    # Never two tasks at once, even during a rollout (Swarm: stop-first updates and rollbacks).
+    singleton: bool = False

@@ -1,7 +1,7 @@
 """DjangoStack: wires image, networks, data services, deploy steps, app services and nginx.
 
 Order of a deploy (enforced by dependencies): image build -> Postgres and Redis healthy ->
-backup -> migration -> web and Celery (-> static sync -> nginx in prod)."""
+backup -> migration -> web and the processes, e.g. Celery (-> static sync -> nginx in prod)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pulumi
 import pulumi_random as random
 
 from components import app, postgres, redis, renderers
-from components.app import AppArgs, AppEnv, Celery, Web
+from components.app import AppArgs, AppEnv, Process, ProcessArgs, Web
 from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
 from components.jobs import (
@@ -233,10 +233,16 @@ class DjangoStack(pulumi.ComponentResource):
         web_networks = (Networks.attach(self.networks.edge, app.HOST), Networks.attach(backend))
         web_args = AppArgs(cfg, image_ref, app_env, web_networks, [self.migration])
         self.web = Web(f"{name}-web", web_args, child)
-        celery_args = AppArgs(
-            cfg, image_ref, app_env, (Networks.attach(backend),), [self.migration]
-        )
-        self.celery = Celery(f"{name}-celery", celery_args, child)
+        # Pulumi names `<name>-<process>`: the default `celery` keeps today's worker's names.
+        self.processes: dict[str, Process] = {}
+        for process in cfg.processes:
+            networks = [Networks.attach(backend)]
+            if process.egress and self.networks.egress is not None:
+                networks.append(Networks.attach(self.networks.egress))
+            process_args = ProcessArgs(
+                cfg, process, image_ref, app_env, tuple(networks), [self.migration]
+            )
+            self.processes[process.name] = Process(f"{name}-{process.name}", process_args, child)
 
         self.monitoring: Monitoring | None = None
         if cfg.monitoring:

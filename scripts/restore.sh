@@ -6,7 +6,7 @@
 #   scripts/restore.sh [--prefix PREFIX] [--into DATABASE] [BACKUP]
 #
 #   --prefix PREFIX  the stack's namePrefix (default djangostack-prod): Docker objects are
-#                    PREFIX-postgres, PREFIX-backups, PREFIX-web, PREFIX-celery
+#                    PREFIX-postgres, PREFIX-backups, PREFIX-backend, PREFIX-web, ...
 #   --list           list the backups, newest first, and exit
 #   --into DATABASE  restore into a new database DATABASE (created here; must not exist),
 #                    e.g. to inspect a backup or check it, leaving the live one alone
@@ -15,8 +15,9 @@
 # Without --into, the live database is replaced (pg_restore --clean --if-exists in a single
 # transaction: on any error nothing changes), then the media volume's contents by the backup's
 # <name>.media.tar (when there is one: backups older than the media volume have none). Web and
-# Celery are stopped first (Swarm services scaled to 0, or containers stopped) so nothing
-# writes during the restore, and started again afterwards, also when the restore fails.
+# every process (the Celery worker and the other process types of config `processes`) are
+# stopped first (Swarm services scaled to 0, or containers stopped) so nothing writes during
+# the restore, and started again afterwards, also when the restore fails.
 # --into restores the database only.
 #
 # The dump is streamed from a throw-away, read-only container that mounts the backup volume
@@ -81,7 +82,25 @@ wait_no_tasks() {
     sleep 1
   done
 }
-for app in "$prefix-web" "$prefix-celery"; do
+# The stack's writers: every service or container with an app role (web, celery,
+# process) on the stack's backend network (names alone cannot tell PREFIX-x-y of this stack
+# from process y of a stack PREFIX-x).
+app_names() {
+  echo "$prefix-web"
+  local backend role service
+  backend="$(docker network inspect -f '{{.Id}}' "$prefix-backend" 2>/dev/null)" || return 0
+  for role in web celery process; do
+    for service in $(docker service ls -q --filter "label=djangostack.role=$role"); do
+      docker service inspect -f \
+        '{{.Spec.Name}}{{range .Spec.TaskTemplate.Networks}} {{.Target}}{{end}}' "$service" |
+        awk -v net="$backend" '{ for (i = 2; i <= NF; i++) if ($i == net) print $1 }'
+    done
+    # Plain containers only: a Swarm task's container goes and comes with its service.
+    docker ps -a --filter "label=djangostack.role=$role" --filter "network=$prefix-backend" \
+      --format '{{.Names}} {{.Label "com.docker.swarm.service.id"}}' | awk 'NF == 1 { print $1 }'
+  done
+}
+for app in $(app_names | sort -u); do
   if docker service inspect "$app" >/dev/null 2>&1; then
     replicas[$app]="$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$app")"
     docker service scale --detach "$app=0" >/dev/null

@@ -81,6 +81,9 @@ class Registration:
     id: str | None
     state: dict[str, Any]  # what Mocks.new_resource returned
     protect: bool = False  # the `protect` resource option: `pulumi destroy` refuses to delete it
+    # Type tokens of the registration's alias specs (an `Alias(type_=...)` keeps a resource
+    # whose component type changed from being replaced).
+    alias_types: tuple[str, ...] = ()
 
     @property
     def plain_inputs(self) -> dict[str, Any]:
@@ -164,6 +167,9 @@ class _RecordingMonitor(MockMonitor):
                     id=registration.id,
                     state=dict(registration.state or {}),
                     protect=request.protect,
+                    alias_types=tuple(
+                        a.spec.type for a in request.aliases if a.HasField("spec") and a.spec.type
+                    ),
                 )
             )
         return response

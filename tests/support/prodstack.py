@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,12 +161,16 @@ def prod_stack(
     source: Path = ROOT / "app",
     overrides: Mapping[str, Any] | None = None,
     secret_keys: tuple[str, ...] = SECRET_KEYS,
+    prepare: Callable[[Path], None] | None = None,
 ) -> Iterator[ProdStack]:
     """A freshly realized prod stack named `<label>-<random>` of a private copy of `source`
-    (the reference app, or a fixture project) with `overrides` on the test config, torn down
-    afterwards (even when realizing it failed)."""
+    (the reference app, or a fixture project) with `overrides` on the test config from the
+    first realization, torn down afterwards (even when realizing it failed). `prepare` edits the
+    private copy before it is built."""
     name = f"{label}-{uuid.uuid4().hex[:6]}"
     app_dir = copy_app(workdir / "app", source)
+    if prepare is not None:
+        prepare(app_dir)
     config = {**config_for("prod", name, app_dir), **(overrides or {})}
     stack = ProdStack(name, workdir / "state", app_dir, config, secret_keys=secret_keys)
     try:

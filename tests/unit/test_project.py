@@ -77,8 +77,14 @@ def test_celery_app_next_to_the_settings_wins_among_several(tmp_path: Path) -> N
     assert project.celery_app(app, "shop.settings.prod") == "shop"
 
 
-def test_celery_app_defaults_to_the_settings_top_package(tmp_path: Path) -> None:
-    assert project.celery_app(shop(tmp_path), "shop.settings.prod") == "shop"
+def test_a_project_without_a_celery_app_has_none(tmp_path: Path) -> None:
+    # No fallback to the settings' package: `celery -A shop` would crash-loop a worker.
+    assert project.celery_app(shop(tmp_path), "shop.settings.prod") is None
+
+
+def test_a_celery_app_module_is_loaded_as_a_module(tmp_path: Path) -> None:
+    app = shop(tmp_path, **{"shop/celery_app.py": CELERY_APP})  # cookiecutter-django's layout
+    assert project.celery_app(app, "shop.settings.prod") == "shop.celery_app"
 
 
 def test_reference_app_is_detected() -> None:
@@ -128,6 +134,25 @@ def test_overrides_win_over_detection(tmp_path: Path) -> None:
     assert build_args["DJANGO_SETTINGS_MODULE"] == "shop.settings.dev"
     (celery,) = by_role(result, "celery")
     assert celery.plain_inputs["command"][:4] == [ENTRYPOINT, "celery", "-A", "tasks"]
+
+
+def test_no_default_worker_without_a_celery_app(tmp_path: Path) -> None:
+    app = shop(tmp_path / "app")
+    settings = {"appDir": str(app), "djangoSettingsModule": "", "tlsSelfSigned": True}
+    result = run("prod", settings, PROD_SECRETS)
+    assert by_role(result, "celery") == []
+    assert result.outputs["celeryNames"] == []
+    assert result.outputs["processNames"] == {}
+    # `celeryApp` set explicitly still runs the worker (the project's app lives elsewhere).
+    forced = run("prod", {**settings, "celeryApp": "shop"}, PROD_SECRETS)
+    (celery,) = by_role(forced, "celery")
+    assert celery.plain_inputs["name"] == "djangostack-prod-celery"
+    assert celery.plain_inputs["taskSpec"]["containerSpec"]["args"][:4] == [
+        ENTRYPOINT,
+        "celery",
+        "-A",
+        "shop",
+    ]
 
 
 def test_undetectable_settings_fail_at_preview_naming_the_key(tmp_path: Path) -> None:
