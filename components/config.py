@@ -721,7 +721,21 @@ def load_config(root: Path = ROOT) -> StackConfig:
         raise ConfigError(
             f"invalid configuration for stack {stack!r} ({len(r.problems)} problem(s)):\n{listing}"
         )
+    pulumi.log.info(describe_project(cfg))
     return cfg
+
+
+def describe_project(cfg: StackConfig) -> str:
+    """One line of what the program found in (or was told about) the project, printed by
+    every preview so a reviewer sees it."""
+    deps_found = cfg.dependencies
+    processes = ", ".join(p.name for p in cfg.processes) or "none"
+    return (
+        f"{PROJECT}: project {cfg.app_dir}: base image {cfg.base_image}; dependencies "
+        f"{deps_found.kind} ({deps_found.entry}); settings {cfg.django_settings_module}; "
+        f"Celery app {cfg.celery_app or 'none'}; STATIC_URL {cfg.static_url}; "
+        f"MEDIA_URL {cfg.media_url or 'none'}; processes {processes}"
+    )
 
 
 def _environment(r: _Reader) -> tuple[dict[str, EnvTemplate], dict[str, EnvTemplate]]:

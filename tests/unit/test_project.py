@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import COMMAND, CONTAINER, IMAGE, PROD_SECRETS, app_image, run
@@ -14,7 +15,7 @@ from test_deps import write
 from test_secrets import stdin_files
 from test_stack import by_role
 
-from components import app, project
+from components import app, config, deps, project
 from components.app import ENTRYPOINT
 from tests.program import ROOT
 
@@ -320,3 +321,21 @@ def test_an_unreadable_python_version_fails_at_preview_naming_the_key(
     assert "djangostack:baseImage: cannot detect the project's Python" in message
     assert says in message
     assert "Fix: pulumi config set baseImage python:3.13-slim" in message
+
+
+def test_preview_describes_what_it_found_in_the_project() -> None:
+    found = SimpleNamespace(
+        app_dir=Path("/src/shop"),
+        base_image="python:3.12-slim",
+        dependencies=deps.Dependencies("uv", "uv.lock", ("pyproject.toml", "uv.lock")),
+        django_settings_module="shop.settings.prod",
+        celery_app="",
+        static_url="/assets/",
+        media_url="",
+        processes=(SimpleNamespace(name="ticker"),),
+    )
+    assert config.describe_project(found) == (  # type: ignore[arg-type]
+        "djangostack: project /src/shop: base image python:3.12-slim; dependencies uv "
+        "(uv.lock); settings shop.settings.prod; Celery app none; STATIC_URL /assets/; "
+        "MEDIA_URL none; processes ticker"
+    )
