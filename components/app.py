@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import pulumi
 
-from components import renderers
+from components import hardening, renderers
 from components.config import CELERY_PROCESS, ProcessConfig, StackConfig, celery_worker_app
 from components.spec import (
     TMP,
@@ -220,6 +220,7 @@ class Process(pulumi.ComponentResource):
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-{process.name}",
             role="celery" if process.name == CELERY_PROCESS else "process",
+            labels={hardening.PROCESS_LABEL: process.name},
             image=args.image_ref,
             user=USER,
             limits=Limits(memory_mb=process.memory_mb, cpus=1.0, pids=256),

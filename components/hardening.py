@@ -24,6 +24,7 @@ NOFILE = 16384
 TMPFS_OPTIONS = "rw,noexec,nosuid,nodev,size=64m,mode=1777"
 
 ROLE_LABEL = "djangostack.role"
+PROCESS_LABEL = "djangostack.process"  # a process type's name (config `processes`)
 STACK_LABEL = "djangostack.stack"
 PROJECT_LABEL = "djangostack.project"
 

@@ -66,11 +66,17 @@ fi
 # Stop the writers; whatever happens below, start them again on exit.
 declare -A replicas=()
 stopped_containers=()
+# All at once, stopping and starting: the writers go down and come back together, so the
+# outage is the slowest writer's, not the sum of all of theirs.
 restart_app() {
-  for service in "${!replicas[@]}"; do
-    timeout 300 docker service scale --detach=false "$service=${replicas[$service]}" >/dev/null
-  done
-  for container in "${stopped_containers[@]}"; do docker start "$container" >/dev/null; done
+  local scales=() service
+  for service in "${!replicas[@]}"; do scales+=("$service=${replicas[$service]}"); done
+  if [ "${#scales[@]}" -gt 0 ]; then
+    timeout 300 docker service scale --detach=false "${scales[@]}" >/dev/null
+  fi
+  if [ "${#stopped_containers[@]}" -gt 0 ]; then
+    docker start "${stopped_containers[@]}" >/dev/null
+  fi
 }
 trap restart_app EXIT
 # `docker service scale --detach=false S=0` can wait forever (CLI 28 against engine 20.10):
@@ -100,16 +106,20 @@ app_names() {
       --format '{{.Names}} {{.Label "com.docker.swarm.service.id"}}' | awk 'NF == 1 { print $1 }'
   done
 }
+containers=()
 for app in $(app_names | sort -u); do
   if docker service inspect "$app" >/dev/null 2>&1; then
     replicas[$app]="$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$app")"
     docker service scale --detach "$app=0" >/dev/null
-    wait_no_tasks "$app"
   elif docker container inspect "$app" >/dev/null 2>&1; then
-    docker stop "$app" >/dev/null
-    stopped_containers+=("$app")
+    containers+=("$app")
   fi
 done
+if [ "${#containers[@]}" -gt 0 ]; then
+  stopped_containers=("${containers[@]}")
+  docker stop "${containers[@]}" >/dev/null  # in parallel, each with its own grace period
+fi
+for app in "${!replicas[@]}"; do wait_no_tasks "$app"; done
 in_backups cat "/backups/$backup" |
   docker exec -i "$postgres" pg_restore --clean --if-exists --single-transaction \
     --exit-on-error --no-owner -U "$user" -d "$database"

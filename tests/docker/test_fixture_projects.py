@@ -10,12 +10,9 @@ their own variable names (`env`, `secretEnv`) and their background processes (`p
   compiled against libldap-dev.
 - pyproject: pyproject.toml + uv.lock (dev group kept out), flat layout, DATABASE_URL.
 
-Two levels. By hand (runs today): each project is built with exactly the build args the program
-passes (components/image.py) and run against the Postgres/Redis stand-ins with its variables
-set by hand: migrate, Gunicorn, its processes. Through the program (the shared design of
-"Ship any Django project unchanged": config keys `env`, `secretEnv`, `processes` and media are
-built in parallel): a prod stack per project realized by the harness, serving over HTTPS, and
-the single-settings project in dev too.
+Each is deployed through the program: a prod stack per project realized by the harness
+(HTTPS page, static files from nginx, migrations, healthy processes doing their work, an upload
+surviving a release), and the single-settings project in dev too.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ import contextlib
 import re
 import secrets
 import shutil
-import signal
-import string
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,9 +31,9 @@ import docker
 import pytest
 import requests
 from docker.models.containers import Container
-from test_image import Backing, start_backing, wait_for
+from test_image import wait_for
 
-from components import app, deps, project
+from components import project
 from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import LABEL, Realization, realize, teardown
 from tests.support.prodstack import ROLE_LABEL, ProdStack, prod_stack
@@ -124,15 +119,6 @@ class Fixture:
             **self.extra,
         }
 
-    def build_args(self, context: Path) -> dict[str, str]:
-        """The build args components/image.py derives from the config for this project."""
-        return {
-            "DJANGO_SETTINGS_MODULE": self.settings,
-            **deps.detect(context).build_args(),
-            "BUILD_PACKAGES": " ".join(self.build_packages),
-            "RUNTIME_PACKAGES": " ".join(self.runtime_packages),
-        }
-
 
 CELERY_APP = "config.celery_app"
 COOKIECUTTER = Fixture(
@@ -214,13 +200,6 @@ def fixture_id(fixture: Fixture) -> str:
     return fixture.name
 
 
-def resolve(mapping: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
-    """An `env` / `secretEnv` mapping with its `${name}` references replaced by `values`
-    (`$$` is a literal `$`): the by-hand equivalent of what the program does, for running an
-    image without it. An unknown name raises KeyError."""
-    return {name: string.Template(value).substitute(values) for name, value in mapping.items()}
-
-
 def psql_in(db: Container, user: str, database: str) -> SQL:
     def run(sql: str) -> str:
         code, out = db.exec_run(
@@ -246,74 +225,6 @@ def assert_migrated(fixture: Fixture, sql: SQL) -> None:
     assert tables, f"no {fixture.app_label}_* table"
 
 
-# ---------------------------------------------------------------------------------------------
-# By hand: the image the program would build, run with the project's variables set by hand.
-
-
-@dataclass
-class ByHand:
-    fixture: Fixture
-    context: Path
-    tag: str
-    backing: Backing
-    environment: dict[str, str]
-    migrate_logs: str
-    web: Container
-    processes: dict[str, Container]
-
-    def start_process(self, name: str, instance: str = "") -> Container:
-        """A container of the process `name` (removed with the network by the fixture)."""
-        spec = self.fixture.processes[name]
-        return self.backing.run(
-            self.tag,
-            name + instance,
-            command=list(spec["command"]),
-            user=app.USER,
-            environment=self.environment,
-            healthcheck={
-                "test": process_health(self.fixture, spec),
-                "interval": 5_000_000_000,
-                "timeout": 15_000_000_000,
-                "retries": 3,
-                "start_period": 30_000_000_000,
-            },
-        )
-
-    @property
-    def sql(self) -> SQL:
-        return psql_in(self.backing.db, "app", "app")
-
-    def get(self, path: str, https: bool = True) -> requests.Response:
-        """A request as nginx forwards it: the public host, over HTTPS (X-Forwarded-Proto)."""
-        self.web.reload()
-        port = self.web.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
-        headers = {"Host": "localhost"} | ({"X-Forwarded-Proto": "https"} if https else {})
-        return requests.get(
-            f"http://127.0.0.1:{port}{path}", headers=headers, timeout=10, allow_redirects=False
-        )
-
-
-def health_status(container: Container) -> str:
-    container.reload()
-    return (container.attrs["State"].get("Health") or {}).get("Status", "")
-
-
-def wait_healthy(container: Container) -> None:
-    status = wait_for(
-        lambda: health_status(container) in ("healthy", "unhealthy") and health_status(container),
-        150,
-        f"{container.name}: a settled health status",
-    )
-    assert status == "healthy", container.logs().decode()[-3000:]
-
-
-def process_health(fixture: Fixture, spec: Mapping[str, Any]) -> list[str]:
-    """The process's configured health check, else the product's default for a Celery worker."""
-    if "health" in spec:
-        return list(spec["health"])
-    return list(app.celery_health(fixture.extra["celeryApp"]).test)
-
-
 @contextlib.contextmanager
 def once_each(
     deploy: Callable[[Fixture], contextlib.AbstractContextManager[T]],
@@ -331,189 +242,6 @@ def once_each(
             return made[fixture.name]
 
         yield get
-
-
-@pytest.fixture(scope="module")
-def by_hand_of(
-    docker_client: docker.DockerClient,
-    build_image: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    labels: dict[str, str],
-) -> Iterator[Callable[[Fixture], ByHand]]:
-    def deploy(fixture: Fixture) -> contextlib.AbstractContextManager[ByHand]:
-        return deploy_by_hand(fixture, docker_client, build_image, tmp_path_factory, labels)
-
-    with once_each(deploy) as get:
-        yield get
-
-
-@pytest.fixture
-def by_hand(fixture: Fixture, by_hand_of: Callable[[Fixture], ByHand]) -> ByHand:
-    return by_hand_of(fixture)
-
-
-@contextlib.contextmanager
-def deploy_by_hand(
-    fixture: Fixture,
-    docker_client: docker.DockerClient,
-    build_image: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    labels: dict[str, str],
-    target: str = "runtime",
-    extra_env: Mapping[str, str] | None = None,
-) -> Iterator[ByHand]:
-    """The fixture built as the program would build it (`target`: runtime for prod,
-    development for dev), migrated, its web (the image's CMD: Gunicorn, or runserver) and its
-    processes started against fresh Postgres/Redis stand-ins with its variables set by hand."""
-    context = tmp_path_factory.mktemp(fixture.name) / "project"
-    shutil.copytree(fixture.source, context)
-    token = secrets.token_hex(4)
-    tag = f"djangostack/fixture-{fixture.name}-{target}:{token}"
-    build_image(context, tag, target=target, build_args=fixture.build_args(context))
-
-    run_id = f"fx-{fixture.name}-{token}"
-    backing = start_backing(docker_client, run_id, labels)
-    values = {
-        "postgresHost": f"{run_id}-db",
-        "postgresPort": "5432",
-        "postgresDb": "app",
-        "postgresUser": "app",
-        "postgresPassword": backing.password,
-        "databaseUrl": f"postgres://app:{backing.password}@{run_id}-db:5432/app",
-        "redisUrl": f"redis://{run_id}-redis:6379/0",
-        "allowedHosts": "localhost",
-        "csrfTrustedOrigins": "https://localhost",
-        "domain": "localhost",
-        "url": "https://localhost",
-        "secretKey": secrets.token_urlsafe(60),
-    }
-    environment = {
-        **resolve(fixture.env, values),
-        **resolve(fixture.secret_env, values),
-        **(extra_env or {}),
-    }
-    try:
-        migrate = backing.run(
-            tag,
-            "migrate",
-            command=["python", "manage.py", "migrate", "--noinput"],
-            user=app.USER,
-            environment=environment,
-        )
-        exit_code = migrate.wait(timeout=180)["StatusCode"]
-        migrate_logs = migrate.logs().decode()
-        assert exit_code == 0, migrate_logs[-3000:]
-        web = backing.run(
-            tag,
-            "web",
-            user=app.USER,
-            environment=environment,
-            ports={"8000/tcp": ("127.0.0.1", None)},
-        )
-        deployed = ByHand(fixture, context, tag, backing, environment, migrate_logs, web, {})
-        for name in fixture.processes:
-            deployed.processes[name] = deployed.start_process(name)
-        yield deployed
-    finally:
-        # Everything on the run's network: its containers, the processes' included.
-        on_network = {"network": backing.network.id}
-        for container in docker_client.containers.list(all=True, filters=on_network):
-            container.remove(force=True)
-        backing.network.remove()
-
-
-@pytest.mark.parametrize("fixture", FIXTURES, ids=fixture_id)
-def test_migrate_applies_the_projects_migrations(by_hand: ByHand) -> None:
-    assert f"Applying {by_hand.fixture.app_label}.0001_initial... OK" in by_hand.migrate_logs
-    assert_migrated(by_hand.fixture, by_hand.sql)
-
-
-@pytest.mark.parametrize("fixture", FIXTURES, ids=fixture_id)
-def test_gunicorn_serves_the_home_page_and_the_image_holds_its_static_files(
-    by_hand: ByHand,
-) -> None:
-    fixture = by_hand.fixture
-    wait_healthy(by_hand.web)  # the product's health endpoint: database (and Redis) answer
-    home = by_hand.get("/")
-    assert home.status_code == 200, home.text[-2000:]
-    assert f"<h1>{fixture.heading}</h1>" in home.text
-    static_url = project.static_url(by_hand.context, fixture.settings)
-    assert re.search(rf'href="{re.escape(static_url)}[^"]*"', home.text), home.text
-    # The project's own production settings are in force: plain HTTP is redirected.
-    plain = by_hand.get("/", https=False)
-    assert plain.status_code == 301
-    assert plain.headers["Location"].startswith("https://localhost/")
-    # collectstatic ran at build time into the project's STATIC_ROOT, linked where the static
-    # sync job copies from (docker/support/collectstatic.py).
-    code, content = by_hand.web.exec_run(["cat", f"/opt/djangostack/static/{fixture.static_file}"])
-    assert code == 0, content.decode()
-    static_source = next(fixture.source.rglob(f"static/{fixture.static_file}"))
-    assert content.decode() == static_source.read_text()
-
-
-@pytest.mark.parametrize("fixture", WITH_PROCESSES, ids=fixture_id)
-def test_processes_become_healthy_and_do_their_work(by_hand: ByHand) -> None:
-    for container in by_hand.processes.values():
-        wait_healthy(container)
-    assert_processes_work(by_hand.fixture, by_hand.sql)
-
-
-@pytest.mark.parametrize("fixture", [SINGLE_SETTINGS], ids=fixture_id)
-def test_run_worker_exits_cleanly_on_sigterm(by_hand: ByHand) -> None:
-    worker = by_hand.start_process("worker", "-stopped")  # not the one other tests use
-    try:
-        wait_healthy(worker)
-        worker.kill(signal=signal.SIGTERM)  # what `docker stop` and a Swarm update send
-        assert worker.wait(timeout=30)["StatusCode"] == 0
-        assert "run_worker: stopped" in worker.logs().decode()
-    finally:
-        worker.remove(force=True)
-
-
-@pytest.mark.parametrize("fixture", [SINGLE_SETTINGS], ids=fixture_id)
-def test_ldap_extension_compiled_in_the_builder_loads_in_the_runtime(by_hand: ByHand) -> None:
-    code, output = by_hand.web.exec_run(
-        ["python", "-c", "import ldap, _ldap; print(ldap.__version__, _ldap.__file__)"]
-    )
-    assert code == 0, output.decode()
-    version, extension = output.decode().split()
-    assert version == "3.4.8"
-    assert extension.startswith("/opt/venv/") and extension.endswith(".so")
-    # The headers stayed in the builder.
-    assert by_hand.web.exec_run(["test", "-e", "/usr/include/ldap.h"]).exit_code != 0
-
-
-def test_single_settings_development_image_runs_with_its_dev_switches(
-    docker_client: docker.DockerClient,
-    build_image: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    labels: dict[str, str],
-) -> None:
-    """What the dev stack runs: the development target (runserver behind the product's health
-    endpoint), the project's own switches for local work (DEBUG, no HTTPS redirect)."""
-    fixture = SINGLE_SETTINGS
-    with deploy_by_hand(
-        fixture,
-        docker_client,
-        build_image,
-        tmp_path_factory,
-        labels,
-        target="development",
-        extra_env={"DEBUG": "1", "SECURE_SSL_REDIRECT": "0"},
-    ) as dev:
-        wait_healthy(dev.web)
-        assert "runserver" in dev.web.attrs["Config"]["Cmd"]
-        home = dev.get("/", https=False)
-        assert home.status_code == 200, home.text[-2000:]
-        assert f"<h1>{fixture.heading}</h1>" in home.text
-        # DEBUG: runserver serves the static files from the app's static/ directory.
-        static_url = project.static_url(dev.context, fixture.settings)
-        css = dev.get(static_url + fixture.static_file, https=False)
-        assert css.status_code == 200
-        assert css.text == (fixture.source / "board" / "static" / fixture.static_file).read_text()
-        for container in dev.processes.values():
-            wait_healthy(container)
-        assert_processes_work(fixture, dev.sql)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,11 +23,11 @@ import docker
 import requests
 from docker.models.containers import Container
 
+from components.hardening import PROCESS_LABEL, ROLE_LABEL
 from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import LABEL, Realization, realize, teardown
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLE_LABEL = "djangostack.role"
 SERVICE_ROLES = ("web", "celery")  # Swarm services in prod; the rest are containers
 CONTAINER_ROLES = ("postgres", "redis", "nginx")
 REALIZE_TIMEOUT_SECONDS = 900
@@ -84,9 +84,15 @@ class ProdStack:
         return self.get("/version/").json()["version"]
 
     def containers(self, role: str) -> list[Container]:
-        """Running containers of `role`: the container, or the service's task containers."""
-        labels = [f"{LABEL}={self.name}", f"{ROLE_LABEL}={role}"]
-        return self.client.containers.list(filters={"label": labels})
+        """Running containers of `role` (or of the process type `role`, config `processes`):
+        the container, or the service's task containers."""
+        by_role = self.client.containers.list(
+            filters={"label": [f"{LABEL}={self.name}", f"{ROLE_LABEL}={role}"]}
+        )
+        by_process = self.client.containers.list(
+            filters={"label": [f"{LABEL}={self.name}", f"{PROCESS_LABEL}={role}"]}
+        )
+        return list({c.id: c for c in by_role + by_process}.values())
 
     def container(self, role: str) -> Container:
         (found,) = self.containers(role)

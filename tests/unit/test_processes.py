@@ -201,3 +201,11 @@ def test_a_shell_health_check_runs_through_the_entrypoint():
     (ticker,) = by_role(result, "process")
     tests = ticker.plain_inputs["taskSpec"]["containerSpec"]["healthcheck"]["tests"]
     assert tests == ["CMD", ENTRYPOINT, "sh", "-c", "test -f /tmp/ticker-alive"]
+
+
+def test_each_process_is_labelled_with_its_name():
+    result = prod({"celery": {"command": ["celery", "-A", "config", "worker"]}, "ticker": TICKER})
+    for role, name in (("celery", "celery"), ("process", "ticker")):
+        (service,) = by_role(result, role)
+        labels = service.plain_inputs["taskSpec"]["containerSpec"]["labels"]
+        assert {"label": "djangostack.process", "value": name} in labels
