@@ -6,18 +6,16 @@ Tests run in file order against the module's stack."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from docker.models.containers import Container
 
 from components import app
-from tests.support.prodstack import ROOT, ProdStack, prod_stack
+from tests.support.prodstack import ProdStack, prod_stack
 
 pytestmark = pytest.mark.slow
 VOLUME = "docker:index/volume:Volume"
-SCRIPTS = ROOT / "scripts"
 NOTE = b"kept across releases\n"
 PAGE = b"<html><script>alert(document.cookie)</script></html>\n"
 # The smallest valid PNG: a 1x1 transparent pixel.
@@ -58,18 +56,6 @@ def exists(container: Container, name: str) -> bool:
 
 def web(stack: ProdStack) -> Container:
     return stack.containers("web")[0]
-
-
-def _script(stack: ProdStack, script: str, *args: str) -> str:
-    done = subprocess.run(
-        ["bash", str(SCRIPTS / script), "--prefix", stack.name, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def in_backups(stack: ProdStack, *command: str) -> list[str]:
@@ -143,7 +129,7 @@ def test_uploads_survive_a_release(stack: ProdStack) -> None:
 
 
 def test_the_release_backup_holds_the_media_and_restore_brings_it_back(stack: ProdStack) -> None:
-    newest = _script(stack, "restore.sh", "--list").split()[0]  # taken by the release
+    newest = stack.script("restore.sh", "--list").split()[0]  # taken by the release
     archive = newest.removesuffix(".dump") + ".media.tar"
     listing = in_backups(stack, "tar", "-tf", f"/backups/{archive}")
     assert "./notes/note.txt" in listing and "./pages/page.html" in listing
@@ -154,7 +140,7 @@ def test_the_release_backup_holds_the_media_and_restore_brings_it_back(stack: Pr
     save(web(stack), "notes/after-backup.txt", b"later\n")
     assert stack.get("/media/notes/note.txt").status_code == 404
 
-    out = _script(stack, "restore.sh", newest)
+    out = stack.script("restore.sh", newest)
 
     assert f"restored {archive} into volume {stack.name}-media" in out
     stack.wait_healthy("web", 2)
@@ -170,7 +156,7 @@ def test_the_release_backup_holds_the_media_and_restore_brings_it_back(stack: Pr
 def test_a_backup_by_hand_archives_the_media_and_retention_keeps_pairs(stack: ProdStack) -> None:
     save(web(stack), "notes/by-hand.txt", b"by hand\n")
 
-    dump = _script(stack, "backup.sh", "--keep", "1").strip()
+    dump = stack.script("backup.sh", "--keep", "1").strip()
 
     archive = dump.removesuffix(".dump") + ".media.tar"
     assert "./notes/by-hand.txt" in in_backups(stack, "tar", "-tf", f"/backups/{archive}")

@@ -32,7 +32,7 @@ import pytest
 
 from tests.docker.stack_config import config_for
 from tests.harness import LABEL, leftovers, teardown
-from tests.support.load import LoadLoop, LoadResult
+from tests.support.load import LoadResult
 from tests.support.prodstack import ROLE_LABEL, ProdStack, copy_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,16 +144,6 @@ def _settle(stack: ProdStack, role: str, count: int, avoid: str | None = None) -
         time.sleep(0.5)
 
 
-def _load(stack: ProdStack) -> LoadLoop:
-    return LoadLoop(
-        stack.url + "/version/",
-        workers=LOAD_WORKERS,
-        max_seconds=LOAD_MAX_SECONDS,
-        verify=str(stack.ca_file),
-        track_body=True,
-    ).start()
-
-
 def _report(
     capsys: pytest.CaptureFixture[str], what: str, result: LoadResult | None, **figures: object
 ) -> None:
@@ -210,7 +200,7 @@ def test_drain_under_load_moves_tasks_without_a_failed_request(
     before = _placement(stack, "web")
     victim = next(n for n in WORKERS if before.get(n))  # 2 tasks on 2 of 3 nodes: a worker has one
     node = stack.client.nodes.get(_node_id(stack, victim))
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
     spec = node.attrs["Spec"]
     node.update({**spec, "Availability": "drain"})
@@ -237,7 +227,7 @@ def test_release_rolls_across_nodes_under_load_without_a_failed_request(
 ) -> None:
     css = stack.app_dir / "core" / "static" / "core" / "site.css"
     css.write_text(css.read_text() + "\n/* release 1.1.0 */\n")
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
     stack.realize(imageTag="1.1.0")
     rolled = time.monotonic() - began
@@ -281,7 +271,7 @@ def test_host_loss_reschedules_its_tasks_and_the_site_keeps_answering(
     victim = max(WORKERS, key=lambda n: before.get(n, 0))
     lost = before[victim]
     pid = int((RUN_DIR / victim / "docker.pid").read_text())
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
     os.kill(pid, signal.SIGTERM)  # the worker's engine stops, its containers with it
     after = _settle(stack, "web", 4, avoid=victim)

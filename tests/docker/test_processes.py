@@ -9,7 +9,6 @@ import errno
 import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -139,14 +138,7 @@ def test_a_restore_stops_and_restarts_every_process(stack: ProdStack) -> None:
     """scripts/restore.sh replaces the live database: no process may write meanwhile. It
     scales each process service to 0 (its task container goes) and back (a new one)."""
     before = {p: task_container(stack, p).id for p in ("ticker", "fetcher")}
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "restore.sh"), "--prefix", stack.name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stack.script("restore.sh")
     for process, old_id in before.items():
         assert task_container(stack, process).id != old_id, f"{process} kept running"
         service = stack.client.services.get(f"{stack.name}-{process}")

@@ -153,20 +153,8 @@ def test_postgres_replaced_by_a_new_image_tag_keeps_all_data(
     _wait_site_healthy(stack)  # web found the new container through Docker DNS
 
 
-def _script(stack: ProdStack, script: str, *args: str) -> str:
-    done = subprocess.run(
-        ["bash", str(SCRIPTS / script), "--prefix", stack.name, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def _restore(stack: ProdStack, *args: str) -> str:
-    return _script(stack, "restore.sh", *args)
+    return stack.script("restore.sh", *args)
 
 
 def test_backup_taken_before_a_migration_restores_with_identical_row_counts(
@@ -244,7 +232,7 @@ def test_only_nginx_is_reachable_and_the_backend_has_no_way_out(stack: ProdStack
 
 def test_backup_by_hand_restores_with_identical_row_counts(stack: ProdStack) -> None:
     counts = _row_counts(stack)
-    made = _script(stack, "backup.sh", "--keep", "2").strip()
+    made = stack.script("backup.sh", "--keep", "2").strip()
     assert _restore(stack, "--list").split()[:1] == [made]
     assert len(_restore(stack, "--list").split()) == 2  # retention applied
     _restore(stack, "--into", "by_hand", made)

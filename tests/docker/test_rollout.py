@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.program import ProgramFailed
-from tests.support.load import LoadLoop, LoadResult
+from tests.support.load import LoadResult
 from tests.support.prodstack import ProdStack, prod_stack
 
 SERVICE = "docker:index/service:Service"
@@ -46,16 +46,6 @@ bind = "127.0.0.1:8001"  # deliberately broken release: nothing answers on 8000
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     with prod_stack(tmp_path_factory.mktemp("rollout"), "rollout") as realized:
         yield realized
-
-
-def _load(stack: ProdStack) -> LoadLoop:
-    return LoadLoop(
-        stack.url + "/version/",
-        workers=LOAD_WORKERS,
-        max_seconds=LOAD_MAX_SECONDS,
-        verify=str(stack.ca_file),
-        track_body=True,
-    ).start()
 
 
 def _versions(result: LoadResult) -> set[str]:
@@ -101,7 +91,7 @@ def test_web_update_under_load_drops_no_request(
     css.write_text(css.read_text() + "\n/* release 1.1.0 */\n")
     postgres_before = stack.container("postgres").id
 
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     realization = stack.realize(imageTag="1.1.0")
     result = load.stop()
     _report(capsys, "web 1.0.0 -> 1.1.0", result)
@@ -130,7 +120,7 @@ def test_failed_migration_stops_the_release_and_old_web_keeps_serving(
     web, celery = stack.service("web"), stack.service("celery")
     nginx_before = stack.container("nginx").id
 
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     with pytest.raises(ProgramFailed) as failure:
         stack.realize(imageTag="1.2.0")
     result = load.stop()
@@ -155,7 +145,7 @@ def test_web_that_never_turns_healthy_is_rolled_back(
     edit("gunicorn.conf.py", config.read_text() + NEVER_HEALTHY)
     image_before = stack.service("web").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     with pytest.raises(ProgramFailed) as failure:
         stack.realize(imageTag="1.3.0")
     result = load.stop()
@@ -178,7 +168,7 @@ def test_deploying_the_previous_version_tag_rolls_back_without_downtime(
     css = stack.app_dir / "core" / "static" / "core" / "site.css"
     css.write_text(css.read_text().replace("\n/* release 1.1.0 */\n", ""))
 
-    load = _load(stack)
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     stack.realize(imageTag="1.0.0")
     result = load.stop()
     _report(capsys, "rollback 1.1.0 -> 1.0.0", result)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,7 @@ from docker.models.containers import Container
 from components.hardening import PROCESS_LABEL, ROLE_LABEL
 from tests.docker.stack_config import SECRET_KEYS, config_for
 from tests.harness import LABEL, Realization, realize, teardown
+from tests.support.load import LoadLoop
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_ROLES = ("web", "celery")  # Swarm services in prod; the rest are containers
@@ -100,6 +102,29 @@ class ProdStack:
 
     def service(self, role: str) -> docker.models.services.Service:
         return self.client.services.get(f"{self.name}-{role}")
+
+    def script(self, script: str, *args: str) -> str:
+        """Run scripts/<script> (backup.sh, restore.sh) on this stack; its output (it must
+        succeed)."""
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / script), "--prefix", self.name, *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def load(self, workers: int, max_seconds: float) -> LoadLoop:
+        """Started HTTPS load on /version/ (the answering release in each body) through nginx."""
+        return LoadLoop(
+            self.url + "/version/",
+            workers=workers,
+            max_seconds=max_seconds,
+            verify=str(self.ca_file),
+            track_body=True,
+        ).start()
 
     def psql(self, sql: str, database: str | None = None) -> str:
         """Run `sql` in the Postgres container over its local socket; the unaligned result."""
