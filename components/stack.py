@@ -243,6 +243,8 @@ class DjangoStack(pulumi.ComponentResource):
                 cfg, process, image_ref, app_env, tuple(networks), [self.migration]
             )
             self.processes[process.name] = Process(f"{name}-{process.name}", process_args, child)
+        # Output processNames: every process type's Docker names.
+        self.process_names = {name: process.names for name, process in self.processes.items()}
 
         self.monitoring: Monitoring | None = None
         if cfg.monitoring:
