@@ -129,10 +129,10 @@ if [ -z "$media" ]; then
   echo "no media volume $prefix-media: media left alone"
 elif in_backups test -f "/backups/$archive"; then
   # A readable archive before anything is deleted; then extracted as the app's user (10001),
-  # who owns the media volume's files.
+  # who owns the media volume's files; the volume's root keeps its own owner and mode.
   in_backups tar -tf "/backups/$archive" >/dev/null
   in_backups cat "/backups/$archive" |
-    MEDIA_WRITABLE=1 in_media 10001:10001 sh -c 'find /media -mindepth 1 -delete && tar -C /media -xf -'
+    MEDIA_WRITABLE=1 in_media 10001:10001 sh -c 'find /media -mindepth 1 -delete && tar -C /media --no-overwrite-dir -xf -'
   echo "restored $archive into volume $media"
 else
   echo "no media archive $archive (a backup older than the media volume): media left alone"

@@ -5,7 +5,9 @@
 #   in_backups CMD...       runs CMD in a throw-away container with the backup volume at
 #                           /backups (writable only with BACKUPS_WRITABLE=1)
 #   in_media USER CMD...    runs CMD as USER in a throw-away container with the media volume
-#                           at /media (writable only with MEDIA_WRITABLE=1)
+#                           at /media (writable only with MEDIA_WRITABLE=1); volume-nocopy: the
+#                           image's own /media (root's) must never be copied up into an empty
+#                           volume, which would hand the volume's root to root
 # Backup files are private to the Postgres image's user (999, umask 077): media archives are
 # streamed between the two containers, never read across users.
 
@@ -51,5 +53,5 @@ in_media() {
   [ "${MEDIA_WRITABLE:-0}" = 1 ] && readonly_flag=""
   docker run --rm -i --network none --read-only --cap-drop ALL \
     --security-opt no-new-privileges:true --user "$as" \
-    --mount "type=volume,source=$media,target=/media$readonly_flag" "$image" "$@"
+    --mount "type=volume,source=$media,target=/media,volume-nocopy$readonly_flag" "$image" "$@"
 }

@@ -83,7 +83,9 @@ def stack(testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     }
     manager = testbed["MULTINODE_MANAGER_HOST"]
     client = docker.DockerClient(base_url=manager, timeout=300)
-    realized = ProdStack(name, workdir / "state", app_dir, config, client, docker_host=manager)
+    realized = ProdStack(
+        name, workdir / "state", app_dir, config, client=client, docker_host=manager
+    )
     # The stack's URL (https://localhost:<httpsPort>, the certificate's name) reaches nginx on
     # the manager through this forwarder, as a load balancer in front of the edge node would.
     front = subprocess.Popen(

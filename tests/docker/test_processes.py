@@ -64,7 +64,7 @@ def add_tick_command(app_dir: Path) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     overrides = {"processes": processes("2")}
     workdir = tmp_path_factory.mktemp("processes")
-    with prod_stack(workdir, "procs", overrides, add_tick_command) as realized:
+    with prod_stack(workdir, "procs", overrides=overrides, prepare=add_tick_command) as realized:
         yield realized
 
 

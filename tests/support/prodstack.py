@@ -16,7 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ProdStack:
     state_dir: Path
     app_dir: Path  # private copy of app/ (or of a fixture project): the build context
     config: dict[str, Any]
+    _: KW_ONLY
     secret_keys: tuple[str, ...] = SECRET_KEYS  # config keys handed over as secrets
     client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -189,6 +190,7 @@ def copy_app(target: Path, source: Path = ROOT / "app") -> Path:
 def prod_stack(
     workdir: Path,
     label: str,
+    *,
     source: Path = ROOT / "app",
     overrides: Mapping[str, Any] | None = None,
     secret_keys: tuple[str, ...] = SECRET_KEYS,
