@@ -19,6 +19,7 @@ from components.spec import (
     Placement,
     Port,
     RegistryAuth,
+    Rollout,
     ServiceSpec,
 )
 
@@ -40,9 +41,11 @@ ENTRYPOINT = "/opt/djangostack/entrypoint"
 SECRET_ENV_VAR = "DJANGOSTACK_SECRET_ENV"  # noqa: S105 - a variable name, no secret
 
 
-def web_health(path: str) -> HealthCheck:
+def web_health(path: str, interval: str) -> HealthCheck:
     """An HTTP probe of `path` on the web container (HEALTH_PATH, or the project's own view
-    when config `healthPath` is set)."""
+    when config `healthPath` is set), every `interval` (config `webHealthInterval`): a new
+    task counts as healthy, and takes traffic in a release, at its first good answer after
+    it (Docker 20.10 has no faster first probe)."""
     url = f"http://127.0.0.1:{PORT}{path}"
     return HealthCheck(
         test=(
@@ -51,11 +54,18 @@ def web_health(path: str) -> HealthCheck:
             "-c",
             f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)",
         ),
-        interval="10s",
+        interval=interval,
         timeout="5s",
         retries=3,
         start_period="30s",
     )
+
+
+def rollout(cfg: StackConfig, replicas: int) -> Rollout:
+    """The release settings of a service with `replicas` tasks (config releaseParallelism,
+    releaseDelay, releaseMonitor): by default half the tasks at a time, at least one."""
+    parallelism = cfg.release_parallelism or max(1, replicas // 2)
+    return Rollout(min(parallelism, replicas), cfg.release_delay, cfg.release_monitor)
 
 
 def celery_health(celery_app: str) -> HealthCheck:
@@ -91,7 +101,7 @@ class AppArgs:
     image_ref: pulumi.Input[str]
     app_env: AppEnv
     networks: Sequence[NetworkAttachment]
-    depends_on: Sequence[pulumi.Resource]  # the migration step
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]]  # the deploy steps' success (Job.done())
 
 
 def registry_auth(cfg: StackConfig) -> RegistryAuth | None:
@@ -148,8 +158,13 @@ class Web(pulumi.ComponentResource):
             image=args.image_ref,
             user=USER,
             limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
-            health=web_health(cfg.health_path or HEALTH_PATH),
-            env=args.app_env.env,
+            health=web_health(cfg.health_path or HEALTH_PATH, cfg.web_health_interval),
+            # Gunicorn's settings are web's alone: changing them touches no other service.
+            env={
+                **args.app_env.env,
+                "GUNICORN_WORKERS": str(cfg.web_workers),
+                "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+            },
             secret_env=args.app_env.secret_env,
             tmpfs=(TMP,),
             mounts=(
@@ -161,6 +176,7 @@ class Web(pulumi.ComponentResource):
             stop_grace_seconds=GRACEFUL_TIMEOUT + 15,  # above gunicorn's graceful timeout
             replicas=1 if dev else cfg.web_replicas,
             placement=placement(cfg, cfg.web_max_replicas_per_node),
+            rollout=rollout(cfg, cfg.web_replicas),
         )
         opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.names = render(name, cfg, spec, opts_child)
@@ -201,7 +217,7 @@ class ProcessArgs:
     image_ref: pulumi.Input[str]
     app_env: AppEnv
     networks: Sequence[NetworkAttachment]  # backend, plus egress when the process opts in
-    depends_on: Sequence[pulumi.Resource]  # the migration step
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]]  # the deploy steps' success (Job.done())
 
 
 class Process(pulumi.ComponentResource):
@@ -235,6 +251,7 @@ class Process(pulumi.ComponentResource):
             replicas=process.replicas,
             singleton=process.singleton,
             placement=placement(cfg),
+            rollout=rollout(cfg, process.replicas),
         )
         opts_child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         self.names = render(name, cfg, spec, opts_child)

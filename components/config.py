@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import yaml
 from pulumi.runtime import config as runtime_config
 
 from components import deps, project
+from components.buildcontext import ignore_patterns, ignored
 
 PROJECT = "djangostack"
 ROOT = Path(__file__).resolve().parents[1]  # the directory of Pulumi.yaml
@@ -52,6 +53,7 @@ KEYS: dict[str, str] = {
     "pipConfigFile": "/etc/pip.conf",
     "caBundleFile": "/etc/ssl/certs/ca-certificates.crt",
     "cacheRef": "registry.example.com:5000/djangostack/web:buildcache",
+    "buildxBuilder": "djangostack",
     "domain": "shop.example.com",
     "httpPort": "80",
     "httpsPort": "443",
@@ -61,6 +63,10 @@ KEYS: dict[str, str] = {
     "appNodeLabel": "djangostack.app=true",
     "webMaxReplicasPerNode": "2",
     "webWorkers": "3",
+    "webHealthInterval": "3s",
+    "releaseParallelism": "1",
+    "releaseDelay": "2s",
+    "releaseMonitor": "10s",
     "celeryConcurrency": "2",
     "postgresImage": "postgres:16-bookworm",
     "redisImage": "redis:7.4-bookworm",
@@ -290,6 +296,7 @@ class StackConfig:
     build_on_preview: bool
     pip_config_file: Path | None
     ca_bundle_file: Path | None
+    buildx_builder: str  # the buildx builder docker-build runs (exec mode); "default": the engine's
     cache_ref: str
     domain: str
     http_port: int
@@ -300,6 +307,10 @@ class StackConfig:
     app_node_label: str  # "key=value": web and Celery tasks only on nodes carrying it
     web_max_replicas_per_node: int  # 0: no limit
     web_workers: int
+    web_health_interval: str  # web's health probe interval (a Swarm duration, e.g. "3s")
+    release_parallelism: int  # tasks a release replaces at a time; 0: half, at least one
+    release_delay: str  # between batches of a release
+    release_monitor: str  # how long each new task is watched for a failure
     celery_concurrency: int
     postgres_image: str
     redis_image: str
@@ -307,11 +318,10 @@ class StackConfig:
     prometheus_image: str
     postgres_db: str
     postgres_user: str
-    postgres_password: pulumi.Output[str] | None  # None: generated
-    django_secret_key: pulumi.Output[str] | None  # None: generated (dev only)
-    tls_cert_file: Path | None
+    postgres_password: pulumi.Output[str]
+    django_secret_key: pulumi.Output[str]
+    tls_cert_file: Path | None  # prod: always set (tlsCertFile, or the self-signed pair)
     tls_key_file: Path | None
-    tls_self_signed: bool
     backup_retention: int
     monitoring: bool
     memory_mb: dict[str, int]  # role -> MiB
@@ -322,6 +332,9 @@ class StackConfig:
     # Long-running non-web processes, in config order; default: the Celery worker `celery`
     # when the project has a Celery app.
     processes: tuple[ProcessConfig, ...] = ()
+    # The project's own migrations, app package -> names (project.migrations): named in the
+    # migration step's labels so a preview shows what a release will apply.
+    migrations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def is_prod(self) -> bool:
@@ -624,23 +637,16 @@ def load_config(root: Path = ROOT) -> StackConfig:
                 what = "places Swarm tasks: only the swarm orchestrator (prod) has them"
                 r.problem(key, what, reset)
 
-    tls_cert_file = r.path("tlsCertFile")
-    tls_key_file = r.path("tlsKeyFile")
-    if bool(r.text("tlsCertFile")) != bool(r.text("tlsKeyFile")):
-        missing = "tlsKeyFile" if r.text("tlsCertFile") else "tlsCertFile"
-        r.problem(missing, "tlsCertFile and tlsKeyFile must be set together")
-    tls_self_signed = r.boolean("tlsSelfSigned")
-    if prod and not r.text("tlsCertFile") and not tls_self_signed:
-        r.problem(
-            "tlsCertFile",
-            "prod serves HTTPS: set a certificate (and tlsKeyFile) "
-            "or opt in to a generated one with `pulumi config set tlsSelfSigned true`",
-        )
+    tls_cert_file, tls_key_file = _tls_files(r, stack, prod)
 
+    generate = f"is required; `bash scripts/deploy.sh {stack}` generates it on the first deploy"
+    postgres_password = r.secret("postgresPassword")
+    if not r.raw("postgresPassword"):
+        r.problem("postgresPassword", generate, secret_example())
     django_secret_key = r.secret("djangoSecretKey")
     raw_key = r.raw("djangoSecretKey")
-    if prod and not raw_key:
-        r.problem("djangoSecretKey", "is required in prod")
+    if not raw_key:
+        r.problem("djangoSecretKey", generate, secret_example())
     elif raw_key and (
         len(raw_key) < 50 or len(set(raw_key)) < 5 or raw_key.startswith("django-insecure-")
     ):
@@ -684,7 +690,8 @@ def load_config(root: Path = ROOT) -> StackConfig:
         registry_password=registry_password,
         build_on_preview=r.boolean("buildOnPreview"),
         pip_config_file=r.path("pipConfigFile"),
-        ca_bundle_file=r.path("caBundleFile"),
+        ca_bundle_file=_ca_bundle(r),
+        buildx_builder=r.text("buildxBuilder") or "default",
         cache_ref=r.text("cacheRef"),
         domain=domain,
         http_port=http_port,
@@ -695,6 +702,10 @@ def load_config(root: Path = ROOT) -> StackConfig:
         app_node_label=app_node_label,
         web_max_replicas_per_node=web_max_per_node,
         web_workers=r.integer("webWorkers", 1, 64),
+        web_health_interval=_duration(r, "webHealthInterval", 1, 60),
+        release_parallelism=r.integer("releaseParallelism", 0, 64),
+        release_delay=_duration(r, "releaseDelay", 0, 300),
+        release_monitor=_duration(r, "releaseMonitor", 1, 600),
         celery_concurrency=celery_concurrency,
         postgres_image=r.reference("postgresImage"),
         redis_image=r.reference("redisImage"),
@@ -702,20 +713,28 @@ def load_config(root: Path = ROOT) -> StackConfig:
         prometheus_image=r.reference("prometheusImage"),
         postgres_db=_identifier(r, "postgresDb"),
         postgres_user=_identifier(r, "postgresUser"),
-        postgres_password=r.secret("postgresPassword"),
-        django_secret_key=django_secret_key,
+        postgres_password=postgres_password or pulumi.Output.secret(""),
+        django_secret_key=django_secret_key or pulumi.Output.secret(""),
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
-        tls_self_signed=tls_self_signed,
         backup_retention=r.integer("backupRetention", 1, 365),
         monitoring=r.boolean("monitoring"),
         memory_mb=memory_mb,
         env=env,
         secret_env=secret_env,
         processes=processes,
+        migrations=project.migrations(app_dir, _context_filter(app_dir)),
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
+    if cfg.cache_ref and cfg.buildx_builder == "default":
+        r.problem(
+            "buildxBuilder",
+            "cacheRef exports the build cache to a registry, which the engine's own BuildKit "
+            "(builder 'default') cannot: create a docker-container builder "
+            "(docker buildx create --name djangostack --driver docker-container) and name it",
+            "djangostack",
+        )
     if r.problems:
         listing = "\n".join(f"  - {p}" for p in r.problems)
         raise ConfigError(
@@ -723,6 +742,87 @@ def load_config(root: Path = ROOT) -> StackConfig:
         )
     pulumi.log.info(describe_project(cfg))
     return cfg
+
+
+# The deploy host's CA bundle (Debian and Ubuntu): pip in the build trusts what the host trusts.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _ca_bundle(r: _Reader) -> Path | None:
+    """caBundleFile; unset: the host's bundle when it has one (a TLS-inspecting proxy's CA
+    included); `none`: no bundle."""
+    value = r.text("caBundleFile")
+    if value == "none":
+        return None
+    if not value:
+        return HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
+    return r.path("caBundleFile")
+
+
+DURATION_RE = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
+
+
+def _duration(r: _Reader, key: str, low: int, high: int) -> str:
+    """A duration in whole h/m/s units ("3s", "1m30s") between `low` and `high` seconds."""
+    value = r.text(key)
+    units = {"h": 3600, "m": 60, "s": 1}
+    if not value or not DURATION_RE.match(value):
+        r.problem(key, f"must be a duration like 3s, 90s or 1m30s, got {value!r}")
+        return f"{low}s"
+    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", value))
+    if not low <= seconds <= high:
+        r.problem(key, f"must be between {low} and {high} seconds, got {value!r}")
+        return f"{low}s"
+    return value
+
+
+def _context_filter(app_dir: Path) -> Callable[[str], bool]:
+    """Whether a path (relative to appDir) is left out of the build context (.dockerignore)."""
+    patterns = ignore_patterns(app_dir)
+    return lambda rel: ignored(rel, patterns)
+
+
+def secret_example() -> str:
+    """The fix hint's value for a generated secret."""
+    return "\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(64))')\""
+
+
+SELF_SIGNED_DIR = ".djangostack"  # under the project root, ignored by git
+
+
+def self_signed_pair(root: Path, stack: str) -> tuple[Path, Path]:
+    """Where the deploy command keeps a stack's self-signed certificate and key
+    (`tlsSelfSigned`), outside git."""
+    directory = root / SELF_SIGNED_DIR / stack
+    return directory / "tls.crt", directory / "tls.key"
+
+
+def _tls_files(r: _Reader, stack: str, prod: bool) -> tuple[Path | None, Path | None]:
+    """prod's certificate and key: tlsCertFile/tlsKeyFile, else with tlsSelfSigned the pair
+    the deploy command made for `domain`."""
+    cert, key = r.path("tlsCertFile"), r.path("tlsKeyFile")
+    if bool(r.text("tlsCertFile")) != bool(r.text("tlsKeyFile")):
+        missing = "tlsKeyFile" if r.text("tlsCertFile") else "tlsCertFile"
+        r.problem(missing, "tlsCertFile and tlsKeyFile must be set together")
+    self_signed = r.boolean("tlsSelfSigned")
+    if not prod or cert:
+        return cert, key
+    if not self_signed:
+        r.problem(
+            "tlsCertFile",
+            "prod serves HTTPS: set a certificate (and tlsKeyFile) "
+            "or opt in to a self-signed one with `pulumi config set tlsSelfSigned true`",
+        )
+        return None, None
+    cert, key = self_signed_pair(r.root, stack)
+    if not (cert.is_file() and key.is_file()):
+        r.problem(
+            "tlsSelfSigned",
+            f"the self-signed pair {cert} and {key} does not exist yet; "
+            f"`bash scripts/deploy.sh {stack}` makes it (openssl, for `domain`)",
+            fix=f"bash scripts/deploy.sh {stack}",
+        )
+    return cert, key
 
 
 def describe_project(cfg: StackConfig) -> str:
@@ -986,12 +1086,12 @@ def _process(
     if not isinstance(spec, dict):
         r.problem_at(f"{base}.command[0]", f"must be an object, got {spec!r}", "python")
         return None
-    for field in sorted(set(spec) - set(PROCESS_FIELDS)):
-        close = difflib.get_close_matches(field, PROCESS_FIELDS, n=1)
+    for unknown in sorted(set(spec) - set(PROCESS_FIELDS)):
+        close = difflib.get_close_matches(unknown, PROCESS_FIELDS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         r.problems.append(
-            f"{PROJECT}:{base}.{field}: unknown field{hint}; known: {', '.join(PROCESS_FIELDS)}. "
-            f"Fix: pulumi config rm --path '{base}.{field}'"
+            f"{PROJECT}:{base}.{unknown}: unknown field{hint}; known: "
+            f"{', '.join(PROCESS_FIELDS)}. Fix: pulumi config rm --path '{base}.{unknown}'"
         )
     command = _strings(spec.get("command"))
     if command is None:
@@ -1037,7 +1137,8 @@ def _processes(
 ) -> tuple[ProcessConfig, ...]:
     """Config `processes` (an object: name -> process), or the default Celery worker."""
     raw = r.values.get("processes")
-    if raw is None:
+    # Unset: absent, or Pulumi.yaml's default "" that the CLI passes to every program.
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
         return _default_processes(celery_app, concurrency, default_memory_mb)
     value: Any = raw
     if isinstance(raw, str):

@@ -24,13 +24,19 @@ NOFILE = 16384
 TMPFS_OPTIONS = "rw,noexec,nosuid,nodev,size=64m,mode=1777"
 
 ROLE_LABEL = "djangostack.role"
+# The role of a files holder: a container created only to receive a service's files as uploads
+# into its files volume, never started (renderers._files).
+HOLDER_ROLE = "files"
 PROCESS_LABEL = "djangostack.process"  # a process type's name (config `processes`)
 STACK_LABEL = "djangostack.stack"
 PROJECT_LABEL = "djangostack.project"
 
-# Capabilities a spec may add back after dropping ALL. None of the long-running services needs
-# one; the list stays explicit so an addition is a reviewed change with a reason.
-ALLOWED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})  # same list as policy/rules.py
+# Capabilities a spec may add back after dropping ALL, each with the reason it is allowed. None
+# of the services needs one today; the list stays explicit so an addition is a reviewed change
+# with a reason. policy/rules.py enforces the same list.
+ALLOWED_CAPABILITIES = {
+    "NET_BIND_SERVICE": "binds a port below 1024 inside the container without running as root",
+}
 
 # Host paths a bind mount must never expose (CIS 5.6, 5.32).
 FORBIDDEN_BIND_SOURCES = (

@@ -31,6 +31,30 @@ def context_hash(context: Path, dockerfile: Path) -> str:
     return digest.hexdigest()
 
 
+# docker-build hands each secret to `docker buildx` in an environment variable, and Linux caps
+# one at 128 KiB: a CA bundle (a host's is about 215 KB) goes in parts the Dockerfile joins.
+SECRET_PART_CHARS = 100_000
+CA_BUNDLE_IDS = ("ca_bundle", "ca_bundle_2", "ca_bundle_3", "ca_bundle_4")
+PEM_END = "-----END CERTIFICATE-----"
+
+
+def ca_bundle_secrets(bundle: str) -> dict[str, str]:
+    """The bundle's certificates split, at certificate boundaries, into at most four secrets
+    of at most SECRET_PART_CHARS each (docker/Dockerfile concatenates ca_bundle*)."""
+    certificates = [c + PEM_END + "\n" for c in bundle.split(PEM_END) if c.strip()]
+    parts = [""]
+    for certificate in certificates:
+        if parts[-1] and len(parts[-1]) + len(certificate) > SECRET_PART_CHARS:
+            parts.append("")
+        parts[-1] += certificate.lstrip("\n")
+    if len(parts) > len(CA_BUNDLE_IDS):
+        raise ValueError(
+            f"the CA bundle is too large for the build ({len(bundle)} characters; at most "
+            f"{len(CA_BUNDLE_IDS) * SECRET_PART_CHARS})"
+        )
+    return dict(zip(CA_BUNDLE_IDS, parts, strict=False))
+
+
 @dataclass(frozen=True)
 class ImageArgs:
     cfg: StackConfig
@@ -47,7 +71,7 @@ class Image(pulumi.ComponentResource):
     Debian packages of buildPackages / runtimePackages go in as build args.
 
     Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
-    name:<imageTag>-<revision[:12]>, so a source change is a new reference either way),
+    name:<imageTag>-<12 hex of every build input>, so any change is a new reference either way),
     `digest`, `tag` (name:<imageTag>), `revision` (context hash)."""
 
     def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None):
@@ -55,13 +79,13 @@ class Image(pulumi.ComponentResource):
         cfg = args.cfg
         self.revision = context_hash(cfg.app_dir, cfg.dockerfile)
         self.tag = f"{cfg.image_repository}:{cfg.image_tag}"
-        local_tag = f"{self.tag}-{self.revision[:12]}"
         push = bool(cfg.registry)
         secrets: dict[str, pulumi.Input[str]] = {}
         if cfg.pip_config_file:
             secrets["pip_conf"] = pulumi.Output.secret(cfg.pip_config_file.read_text())
         if cfg.ca_bundle_file:
-            secrets["ca_bundle"] = pulumi.Output.secret(cfg.ca_bundle_file.read_text())
+            for secret_id, part in ca_bundle_secrets(cfg.ca_bundle_file.read_text()).items():
+                secrets[secret_id] = pulumi.Output.secret(part)
         cache_from = cache_to = None
         if cfg.cache_ref:
             cache_from = [
@@ -85,6 +109,12 @@ class Image(pulumi.ComponentResource):
                     password=cfg.registry_password,
                 )
             ]
+        # Through the local `docker buildx` (exec) on the named builder: docker-build's own
+        # BuildKit client would create a docker-container builder, pulling moby/buildkit.
+        builder = {
+            "exec_": True,
+            "builder": docker_build.BuilderConfigArgs(name=cfg.buildx_builder),
+        }
         # The product's support files (docker/support), an image of their own that the
         # Dockerfile copies from: the build context is the project, and the engine's BuildKit
         # has no named contexts. Tagged by content, so a change to them rebuilds the app image.
@@ -103,35 +133,42 @@ class Image(pulumi.ComponentResource):
                 load=not push,  # the app build reads it from the local engine
                 registries=registries,
                 build_on_preview=cfg.build_on_preview,
+                **builder,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         support_ref = self.support.ref if push else self.support.ref.apply(lambda _: support_tag)
+        build_args = {
+            "BASE_IMAGE": cfg.base_image,
+            "VERSION": cfg.image_tag,
+            "REVISION": self.revision,
+            # The image's ENV DJANGO_SETTINGS_MODULE (collectstatic runs with it).
+            "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
+            # Which files declare the dependencies and how to install them.
+            **cfg.dependencies.build_args(),
+            # Debian packages (names checked by the config), space-separated.
+            "BUILD_PACKAGES": " ".join(cfg.build_packages),
+            "RUNTIME_PACKAGES": " ".join(cfg.runtime_packages),
+            # Only when mapped, so stacks without a mapping keep their build inputs.
+            **(
+                {"DJANGOSTACK_BUILD_ENV": json.dumps(dict(args.build_env), sort_keys=True)}
+                if args.build_env
+                else {}
+            ),
+        }
+        # Local only: a tag unique to everything the build takes (source, build args, the
+        # support image, the target), so any change is a new reference for what runs it.
+        build_key = hashlib.sha256(
+            json.dumps([build_args, support_tag, cfg.is_prod], sort_keys=True).encode()
+        ).hexdigest()
+        local_tag = f"{self.tag}-{build_key[:12]}"
         self.image = docker_build.Image(
             f"{name}-build",
             docker_build.ImageArgs(
                 context=docker_build.BuildContextArgs(location=str(cfg.app_dir)),
                 dockerfile=docker_build.DockerfileArgs(location=str(cfg.dockerfile)),
                 target="runtime" if cfg.is_prod else "development",
-                build_args={
-                    "BASE_IMAGE": cfg.base_image,
-                    "SUPPORT_IMAGE": support_ref,
-                    "VERSION": cfg.image_tag,
-                    "REVISION": self.revision,
-                    # The image's ENV DJANGO_SETTINGS_MODULE (collectstatic runs with it).
-                    "DJANGO_SETTINGS_MODULE": cfg.django_settings_module,
-                    # Which files declare the dependencies and how to install them.
-                    **cfg.dependencies.build_args(),
-                    # Debian packages (names checked by the config), space-separated.
-                    "BUILD_PACKAGES": " ".join(cfg.build_packages),
-                    "RUNTIME_PACKAGES": " ".join(cfg.runtime_packages),
-                    # Only when mapped, so stacks without a mapping keep their build inputs.
-                    **(
-                        {"DJANGOSTACK_BUILD_ENV": json.dumps(dict(args.build_env), sort_keys=True)}
-                        if args.build_env
-                        else {}
-                    ),
-                },
+                build_args={**build_args, "SUPPORT_IMAGE": support_ref},
                 secrets=secrets or None,
                 cache_from=cache_from,
                 cache_to=cache_to,
@@ -140,11 +177,12 @@ class Image(pulumi.ComponentResource):
                 load=not push,  # the local engine must have the image to run it
                 registries=registries,
                 build_on_preview=cfg.build_on_preview,
+                **builder,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.support]),
         )
         self.digest = self.image.digest
-        # Pushed: pinned by digest. Local only: a tag unique to this source, which the
-        # engine has since the build loaded it (no registry digest exists locally).
+        # Pushed: pinned by digest. Local only: the build's unique tag, which the engine has
+        # since the build loaded it (no registry digest exists locally).
         self.ref = self.image.ref if push else self.image.ref.apply(lambda _: local_tag)
         self.register_outputs({"ref": self.ref, "digest": self.digest, "tag": self.tag})

@@ -1,15 +1,18 @@
-"""One-shot deploy steps, each a hardened `docker run --rm` re-run whenever the image changes:
-Backup (pg_dump before migrating), Migration, StaticFiles (static volume sync)."""
+"""One-shot deploy steps, each a hardened container run to completion (renderers.run_once):
+Backup (pg_dump before migrating) and Migration, which run again whenever anything the
+migration runs with changes (image, environment, secrets: one run key for both, so a backup
+accompanies every migration run), and StaticFiles (static volume sync, on every new image).
+A failed step fails the deploy; the next one runs only after it succeeded."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
-from components import postgres, renderers
+from components import hardening, postgres, renderers
 from components.app import ENTRYPOINT, MEDIA_DIR, AppEnv
 from components.app import USER as APP_USER
 from components.config import StackConfig
@@ -22,20 +25,16 @@ STATIC_DIR = "/srv/static"  # the image's mount point for the static volume (own
 STATIC_SYNC = ("cp", "-R", "/opt/djangostack/static/.", f"{STATIC_DIR}/")
 
 
-PGPASS = "PGPASS"  # the backup job's secret: a .pgpass file (pg_dump reads no PGPASSWORD_FILE)
-
-
-def pgpass_line(cfg: StackConfig, password: str) -> str:
-    """The one `.pgpass` line for the stack's database (libpq escapes `:` and `\\` with a
-    backslash)."""
-    fields = [postgres.HOST, str(postgres.PORT), cfg.postgres_db, cfg.postgres_user, password]
-    return ":".join(f.replace("\\", "\\\\").replace(":", "\\:") for f in fields)
+# The backup step's secret: the database password as a file. pg_dump reads no
+# PGPASSWORD_FILE, and libpq ignores a password file others may read (the files volume's files
+# are 0444), so the step exports PGPASSWORD from it into its own process environment only.
+PASSWORD_SECRET = "PGPASSWORD"  # noqa: S105 - a file name
 
 
 @dataclass(frozen=True)
 class BackupArgs:
     cfg: StackConfig
-    image_ref: pulumi.Input[str]  # the new app image: a backup is taken before each release
+    run_key: pulumi.Input[str]  # the migration's (Migration.run_key): a backup before each run
     backend_network: docker.Network
     password: pulumi.Input[str]
     postgres: pulumi.Resource  # the (healthy) Postgres container
@@ -69,14 +68,22 @@ class Backup(pulumi.ComponentResource):
         target = renderers.WRITABLE_VOLUME_TARGET
         # The media archive is complete before the dump gets its final name: a listed dump
         # always has its media next to it. Uncompressed: uploads are mostly compressed already.
-        script = (
-            "set -eu; "
-            f'f="{target}/$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
-            f"m={media_archive('f')}; "
-            f'tar -C {MEDIA_DIR} -cf "$m.partial" . && mv "$m.partial" "$m"; '
-            'pg_dump --format=custom --file="$f.partial" && mv "$f.partial" "$f"; '
-            f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | "
-            f'while read -r old; do rm -f -- "$old" {media_archive("old")}; done'
+        # One command per line under `set -e`: any failure fails the step (and the deploy), and
+        # the trap leaves no partial file behind.
+        script = "\n".join(
+            (
+                "set -eu",
+                f'PGPASSWORD=$(cat "${PASSWORD_SECRET}_FILE"); export PGPASSWORD',
+                f'f="{target}/$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"',
+                f"m={media_archive('f')}",
+                'trap \'rm -f "$f.partial" "$m.partial"\' EXIT',
+                f'tar -C {MEDIA_DIR} -cf "$m.partial" .',
+                'mv "$m.partial" "$m"',
+                'pg_dump --format=custom --file="$f.partial"',
+                'mv "$f.partial" "$f"',
+                f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | "
+                f'while read -r old; do rm -f -- "$old" {media_archive("old")}; done',
+            )
         )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-backup",
@@ -89,67 +96,79 @@ class Backup(pulumi.ComponentResource):
                 "PGHOST": postgres.HOST,
                 "PGUSER": cfg.postgres_user,
                 "PGDATABASE": cfg.postgres_db,
-                # A 0400 file written by the job's prologue (renderers.run_once).
-                "PGPASSFILE": renderers.secret_file(PGPASS),
             },
-            secret_env={
-                PGPASS: pulumi.Output.from_input(args.password).apply(
-                    lambda password: pgpass_line(cfg, password)
-                )
-            },
+            secret_env={PASSWORD_SECRET: args.password},
             mounts=(
                 Mount(target, self.volume.name),
                 Mount(MEDIA_DIR, args.media_volume, read_only=True),
             ),
             networks=(Networks.attach(args.backend_network),),
         )
-        self.command = renderers.run_once(
+        self.job = renderers.run_once(
             f"{name}-run",
             spec,
-            triggers=[args.image_ref],
+            args.run_key,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.postgres]),
         )
         self.register_outputs({"volume": self.volume.name})
 
 
+MIGRATIONS_LABEL = "djangostack.migrations"
+
+
+def migration_labels(migrations: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """One label per project app, `djangostack.migrations.<app>` = its migration names: the
+    preview of a release that adds a migration shows that app's label change, which names it."""
+    return {f"{MIGRATIONS_LABEL}.{app}": " ".join(names) for app, names in migrations.items()}
+
+
+def migration_spec(
+    cfg: StackConfig, image_ref: pulumi.Input[str], app_env: AppEnv, backend: docker.Network
+) -> ServiceSpec:
+    """`manage.py migrate --noinput` with the new image; `renderers.fingerprint` of it is the
+    run key the backup before it shares."""
+    return hardening.harden(
+        ServiceSpec(
+            name=f"{cfg.name_prefix}-migrate",
+            role="job",
+            image=image_ref,
+            user=APP_USER,
+            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
+            # The entrypoint exports the secretEnv names from their files first.
+            command=(ENTRYPOINT, "python", "manage.py", "migrate", "--noinput"),
+            env=app_env.env,
+            secret_env=app_env.secret_env,
+            tmpfs=(TMP,),
+            mounts=app_env.mounts,  # a data migration may write uploads
+            networks=(Networks.attach(backend),),
+            labels=migration_labels(cfg.migrations),
+        ),
+        long_running=False,
+    )
+
+
 @dataclass(frozen=True)
 class MigrationArgs:
-    cfg: StackConfig
-    image_ref: pulumi.Input[str]
-    app_env: AppEnv
-    backend_network: docker.Network
-    depends_on: Sequence[pulumi.Resource]  # healthy Postgres and Redis, the backup
+    spec: ServiceSpec  # migration_spec()
+    run_key: pulumi.Input[str]  # renderers.fingerprint(spec), the backup's run key too
+    # Healthy Postgres and Redis, and the backup's success (its Job.done()).
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]]
 
 
 class Migration(pulumi.ComponentResource):
-    """`manage.py migrate --noinput` with the new image, before web and Celery change; a
-    failing migration fails the deploy and nothing after it runs."""
+    """The migration step, after the backup succeeded and before web and the processes change
+    (they wait for `job.done()`): a failing backup or migration fails the deploy and nothing
+    after it changes."""
 
     def __init__(self, name: str, args: MigrationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Migration", name, None, opts)
-        cfg = args.cfg
-        spec = ServiceSpec(
-            name=f"{cfg.name_prefix}-migrate",
-            role="job",
-            image=args.image_ref,
-            user=APP_USER,
-            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
-            # After run_once's secrets prologue (it execs this command): the entrypoint then
-            # exports the secretEnv names from the files the prologue wrote.
-            command=(ENTRYPOINT, "python", "manage.py", "migrate", "--noinput"),
-            env=args.app_env.env,
-            secret_env=args.app_env.secret_env,
-            tmpfs=(TMP,),
-            mounts=args.app_env.mounts,  # a data migration may write uploads
-            networks=(Networks.attach(args.backend_network),),
-        )
-        self.command = renderers.run_once(
+        self.job = renderers.run_once(
             f"{name}-run",
-            spec,
-            triggers=[args.image_ref],
+            args.spec,
+            args.run_key,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.register_outputs({"stdout": self.command.stdout})
+        self.register_outputs({})
 
 
 @dataclass(frozen=True)
@@ -183,7 +202,7 @@ class StaticFiles(pulumi.ComponentResource):
             command=STATIC_SYNC,
             mounts=(Mount(STATIC_DIR, self.volume.name),),
         )
-        self.command = renderers.run_once(
-            f"{name}-run", spec, triggers=[args.image_ref], opts=pulumi.ResourceOptions(parent=self)
+        self.job = renderers.run_once(
+            f"{name}-run", spec, args.image_ref, opts=pulumi.ResourceOptions(parent=self)
         )
         self.register_outputs({"volume": self.volume.name})

@@ -1,10 +1,6 @@
 """Optional Prometheus (config `monitoring`): scrapes web's `/metrics` over the backend network,
 keeps 7 days of data on a volume, publishes nothing. Grafana is not part of the stack: point one
-at this Prometheus (attached to the backend network) if dashboards are wanted.
-
-The config file is an upload; the official image has no shell to write it, so the application
-image writes it (`files_image`).
-"""
+at this Prometheus (attached to the backend network) if dashboards are wanted."""
 
 from __future__ import annotations
 
@@ -61,7 +57,6 @@ class MonitoringArgs:
     cfg: StackConfig
     backend_network: docker.Network
     web_hosts: Sequence[str]  # Docker names of web (services or containers)
-    app_image: pulumi.Input[str]  # writes the config file (it has a shell)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -91,7 +86,6 @@ class Monitoring(pulumi.ComponentResource):
             tmpfs=(TMP,),
             mounts=(Mount(DATA_DIR, self.data_volume.name),),
             uploads={f"{CONFIG_DIR}/prometheus.yml": Upload(config)},
-            files_image=args.app_image,
             networks=(Networks.attach(args.backend_network, "prometheus"),),
         )
         self.container = renderers.render_container(

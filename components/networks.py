@@ -43,7 +43,9 @@ class Networks(pulumi.ComponentResource):
                         docker.NetworkLabelArgs(label="djangostack.network", value=role),
                     ],
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                # A fixed Docker name: a replacement (a new driver when the orchestrator
+                # changes) must delete the old network before creating its successor.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
 
         self.edge = network("edge", internal=False)

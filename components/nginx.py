@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_tls as tls
 
 from components import app, renderers
 from components.config import StackConfig
@@ -65,38 +64,22 @@ class NginxArgs:
     edge_network: docker.Network
     static_volume: pulumi.Input[str]
     media_volume: pulumi.Input[str]  # served read-only at the project's MEDIA_URL
-    depends_on: list[pulumi.Resource]  # web and the static sync
+    depends_on: list[pulumi.Input[pulumi.Resource]]  # web, and the static sync's success
 
 
 class Nginx(pulumi.ComponentResource):
-    """Certificate from tlsCertFile/tlsKeyFile, or self-signed for `domain` (pulumi-tls)
-    when tlsSelfSigned is on. Outputs `certificate` (PEM) and `name`."""
+    """Certificate from tlsCertFile/tlsKeyFile, or with tlsSelfSigned the pair the deploy
+    command made for `domain` (config.self_signed_pair). Outputs `certificate` (PEM) and
+    `name`."""
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Nginx", name, None, opts)
         cfg = args.cfg
-        if cfg.tls_cert_file and cfg.tls_key_file:
-            cert: pulumi.Input[str] = cfg.tls_cert_file.read_text()
-            key: pulumi.Input[str] = pulumi.Output.secret(cfg.tls_key_file.read_text())
-        else:
-            private_key = tls.PrivateKey(
-                f"{name}-tls-key",
-                tls.PrivateKeyArgs(algorithm="ECDSA", ecdsa_curve="P256"),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            cert = tls.SelfSignedCert(
-                f"{name}-tls-cert",
-                tls.SelfSignedCertArgs(
-                    private_key_pem=private_key.private_key_pem,
-                    subject=tls.SelfSignedCertSubjectArgs(common_name=cfg.domain),
-                    dns_names=[cfg.domain],
-                    validity_period_hours=24 * 365,
-                    early_renewal_hours=24 * 30,
-                    allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            ).cert_pem
-            key = pulumi.Output.secret(private_key.private_key_pem)
+        if cfg.tls_cert_file is None or cfg.tls_key_file is None:
+            raise ValueError("nginx needs tlsCertFile and tlsKeyFile (config validation sets them)")
+        # The key reaches nginx as a read-only file of its files volume; in the state, encrypted.
+        cert = cfg.tls_cert_file.read_text()
+        key = pulumi.Output.secret(cfg.tls_key_file.read_text())
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-nginx",
             role="nginx",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -238,3 +239,23 @@ def python_version(app_dir: Path) -> tuple[str, str] | None:
             f"pyproject.toml requires Python {spec}, none of {', '.join(PYTHON_MINORS)}"
         )
     return (DEFAULT_PYTHON if DEFAULT_PYTHON in matching else matching[-1]), "pyproject.toml"
+
+
+# A migration module of a project app: <app package>/migrations/<NNNN_name>.py.
+MIGRATION_RE = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.py$")
+
+
+def migrations(app_dir: Path, ignored: Callable[[str], bool]) -> dict[str, tuple[str, ...]]:
+    """The project's own migrations by app package (dotted path) -> migration names, sorted,
+    for the files the build context keeps (`ignored` tells which it drops). Third-party apps'
+    migrations come with their packages and are not in the source."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(app_dir.rglob("migrations/*.py")):
+        rel = path.relative_to(app_dir).as_posix()
+        if not MIGRATION_RE.match(path.name) or ignored(rel):
+            continue
+        package = ".".join(path.relative_to(app_dir).parent.parent.parts)
+        if not package or not all(MODULE_RE.match(part) for part in package.split(".")):
+            continue
+        found.setdefault(package, []).append(path.stem)
+    return {package: tuple(names) for package, names in found.items()}

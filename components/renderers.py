@@ -1,18 +1,19 @@
-"""Renderers: turn a hardened `ServiceSpec` into engine resources.
+"""Renderers: turn a hardened `ServiceSpec` into pulumi-docker resources.
 
-- `render_container`: a pulumi-docker `Container` (plus a `docker update --pids-limit` step,
-  since `Container` has no pids-limit argument, and a files volume for uploads).
+- `render_container`: a `docker.Container` that `pulumi up` waits on until healthy.
 - `render_service`: a Swarm `docker.Service` with rolling start-first updates (stop-first for
   a singleton), automatic rollback and secrets as Docker secrets.
-- `run_once`: a one-shot `docker run --rm` as a pulumi-command `Command` (migrations, backups,
-  static sync, file writers); a non-zero exit fails the deploy.
+- `run_once`: a one-shot step (migration, backup, static sync) as a `docker.Container` that
+  runs to completion; the update fails with the step's exit code and last lines when it does
+  not exit 0, and whatever takes `Job.succeeded` as an input is never touched then.
 
 Secrets (`ServiceSpec.secret_env`) never become a value in a container's configuration (env,
 command, labels): every engine turns KEY into a file `/run/secrets/KEY` and sets `KEY_FILE` to
 its path (the app reads NAME_FILE, the postgres image POSTGRES_PASSWORD_FILE). Swarm: Docker
-secrets. Containers: 0400 files in the container's files volume, written by a one-shot writer.
-One-shot jobs: written into a tmpfs by a shell prologue of the job itself. The writer and the
-jobs receive the contents on stdin (a secret input of the `Command`), never in their env.
+secrets. Containers and one-shot steps: read-only files in a files volume, mounted read-only;
+a holder container that is created but never started receives them as uploads (Docker copies
+into a container only when its root filesystem is writable, so the read-only service cannot
+receive them itself).
 """
 
 from __future__ import annotations
@@ -22,33 +23,69 @@ import dataclasses
 import hashlib
 import posixpath
 import re
-import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
-import pulumi_command as command
 import pulumi_docker as docker
 
 from components import hardening
-from components.spec import TMP, Limits, Mount, Placement, RegistryAuth, ServiceSpec, Upload
+from components.spec import Limits, Mount, Placement, RegistryAuth, ServiceSpec, Upload
 
-# Swarm rollout: one task at a time, new one started (and healthy) before the old one stops,
-# watched for `monitor` after it starts; any failure rolls the service back.
-UPDATE_MONITOR = "30s"
+# How long the provider waits for a service's rollout to converge before it reports a failure.
 CONVERGE_TIMEOUT = "5m"
-SECRET_FILE_MODE = 0o400
-# Where every engine puts secret files (Swarm: Docker secrets; containers: the files volume;
-# one-shot jobs: a tmpfs); the app reads NAME_FILE.
+# Files of a files volume: root's, read-only for the service's user (the only user in its
+# containers; the volume is mounted read-only and only there), as Swarm's secrets by default.
+FILE_MODE = "0444"
+SECRET_FILE_MODE = 0o400  # Swarm secrets: the service's uid owns them
+# Where every engine puts secret files (Swarm: Docker secrets; containers and one-shot steps:
+# the files volume); the app reads NAME_FILE.
 SECRETS_DIR = "/run/secrets"
+# Where a holder mounts the files volume it fills (the holder never runs).
+HOLDER_DIR = "/djangostack-files"
 # A fresh named volume first mounted at /tmp inherits /tmp's mode 1777, so a non-root one-shot
 # can write into it without chown or any capability.
-WRITABLE_VOLUME_TARGET = TMP
-JOB_UPDATE_NOOP = ":"  # the shell's no-op: an input change without a trigger change
+WRITABLE_VOLUME_TARGET = "/tmp"  # noqa: S108 - a mount point inside the container
 JOB_LIMITS = Limits(memory_mb=512, cpus=1.0, pids=256)
+JOB_LOG_TAIL_LINES = 30  # of a failed step's output, in the deploy's error
+# Labels of a one-shot step: what it ran for (a change re-runs it) and its step name.
+RUN_KEY_LABEL = "djangostack.run-key"
+SPEC_LABEL = "djangostack.spec"
+STEP_LABEL = "djangostack.step"
 
 
-def _digest(*parts: str) -> str:
+# Every container and service has a fixed Docker name: a replacement must delete the old one
+# before creating its successor. The provider says so for Container, but the engine does not
+# ask it when a replacement is requested (`up --replace`, how a failed step runs again).
+FIXED_NAME = pulumi.ResourceOptions(delete_before_replace=True)
+
+
+def digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+_DURATION = re.compile(r"(\d+)([smh])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def swarm_duration(text: str) -> str:
+    """A duration ("90s", "2m", "1h30m") as the docker provider reads a Swarm service's back
+    (Go's time.Duration text without trailing zero units: 60s -> "1m", 3600s -> "1h"), so an
+    unchanged service shows no difference on the next `up`."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"duration {text!r} must be whole h/m/s units, like 90s or 2m")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if not hours and not minutes:
+        return f"{secs}s"
+    go_text = f"{hours}h{minutes}m{secs}s" if hours else f"{minutes}m{secs}s"
+    if go_text.endswith("m0s"):
+        go_text = go_text[:-2]
+    if go_text.endswith("h0m"):
+        go_text = go_text[:-2]
+    return go_text
 
 
 def secret_file(key: str) -> str:
@@ -59,44 +96,6 @@ def secret_file(key: str) -> str:
 def _secret_file_env(spec: ServiceSpec) -> dict[str, str]:
     """`KEY_FILE=/run/secrets/KEY` for each secret: the only trace of a secret in an env."""
     return {f"{key}_FILE": secret_file(key) for key in sorted(spec.secret_env)}
-
-
-# File names the writer accepts: one shell word, no path, no leading dot or dash.
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-
-
-def _write_files_script(directory: str, names: list[str]) -> str:
-    """POSIX sh (busybox too) that reads `name base64` lines from stdin (`_files_stdin`) and
-    writes each file into `directory`, mode 0400 under umask 077; a write goes to a new file
-    renamed over the old one (a 0400 file cannot be reopened for writing without
-    CAP_DAC_OVERRIDE). Fails unless exactly `names` arrived, so a missing stdin fails loudly."""
-    bad = [n for n in names if not _FILE_NAME.match(n)]
-    if bad:
-        raise hardening.HardeningError(f"file names {bad} must match {_FILE_NAME.pattern}")
-    expected = " ".join(sorted(names))
-    return (
-        "set -eu; umask 077; seen=''; "
-        "while read -r name data; do "
-        f'f="{directory}/.$name.new"; rm -f "$f"; '
-        'printf %s "$data" | base64 -d > "$f"; '
-        f'chmod {SECRET_FILE_MODE:o} "$f"; mv -f "$f" "{directory}/$name"; '
-        'seen="${seen:+$seen }$name"; '
-        "done; "
-        f'[ "$seen" = {shlex.quote(expected)} ] || '
-        f'{{ echo "expected files {expected} on stdin, got: $seen" >&2; exit 1; }}'
-    )
-
-
-def _files_stdin(files: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
-    """One `name base64(content)` line per file, sorted by name (what `_write_files_script`
-    reads)."""
-    names = sorted(files)
-    return pulumi.Output.all(*[files[n] for n in names]).apply(
-        lambda contents: "".join(
-            f"{n} {base64.b64encode(c.encode()).decode()}\n"
-            for n, c in zip(names, contents, strict=True)
-        )
-    )
 
 
 def _files_of(spec: ServiceSpec) -> dict[str, Upload]:
@@ -117,13 +116,20 @@ def _files_directory(spec: ServiceSpec, files: Mapping[str, Upload]) -> str:
     return directories.pop()
 
 
-def _files_volume(
-    name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions
-) -> tuple[Mount, pulumi.Output[str], command.local.Command]:
-    """A volume filled with the spec's uploads and secret files by a one-shot run of
-    `spec.files_image` (default: the service's own image; a read-only container cannot receive
-    `docker cp`), as the service's user; mounted read-only by the service. The contents reach
-    the writer on stdin, never in its env or command line."""
+@dataclass(frozen=True)
+class Files:
+    """A spec's files: the read-only mount for the service, a hash of their contents (a label,
+    so the service is replaced when a file changes) and the holder that fills the volume."""
+
+    mount: Mount
+    hash: pulumi.Output[str]
+    holder: docker.Container
+
+
+def _files(name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions) -> Files:
+    """A volume with the spec's uploads and secret files (FILE_MODE), filled by a holder: a
+    container of the service's image that is created, receives the files as uploads into the
+    volume, and is never started."""
     files = _files_of(spec)
     directory = _files_directory(spec, files)
     volume = docker.Volume(
@@ -132,37 +138,60 @@ def _files_volume(
         labels=_volume_labels(spec.role),
         opts=opts,
     )
-    by_name = {posixpath.basename(path): upload for path, upload in files.items()}
-    stdin = _files_stdin({n: u.content for n, u in by_name.items()})
-    # The hash (never the content) goes into a label so the service is replaced when a file
-    # changes; unsecret: a sha256 of the files reveals nothing about them.
-    names = sorted(by_name)
+    names = sorted(files)
+    # The hash (never the content) goes into a label; unsecret: a sha256 of the files reveals
+    # nothing about them.
     files_hash = pulumi.Output.unsecret(
-        pulumi.Output.all(*[by_name[n].content for n in names]).apply(
-            lambda contents: _digest(*names, *contents)[:16]
+        pulumi.Output.all(*[files[n].content for n in names]).apply(
+            lambda contents: digest(*names, *contents)[:16]
         )
     )
-    writer_spec = hardening.harden(
-        ServiceSpec(
-            name=f"{spec.name}-files",
-            role="job",
-            image=spec.image if spec.files_image is None else spec.files_image,
-            user=spec.user,
-            limits=JOB_LIMITS,
-            command=("sh", "-c", _write_files_script(WRITABLE_VOLUME_TARGET, names)),
-            mounts=(Mount(WRITABLE_VOLUME_TARGET, volume.name),),
-        ),
-        long_running=False,
-    )
-    secret = any(upload.secret for upload in by_name.values())
-    writer = _docker_run(
+    holder = docker.Container(
         f"{name}-files",
-        writer_spec,
-        pulumi.Output.secret(stdin) if secret else stdin,
-        triggers=[files_hash],
-        opts=opts,
+        docker.ContainerArgs(
+            name=f"{spec.name}-files",
+            image=spec.image,
+            # Never started: no process, no network, nothing to harden at run time; a writable
+            # root is what lets Docker copy the uploads in (policy/rules.py knows holders).
+            # No user: Docker would look a uid:gid up in the host's passwd to own the copies.
+            start=False,
+            must_run=False,
+            network_mode="none",
+            command=["true"],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=list(hardening.CAP_DROP)),
+            security_opts=list(hardening.SECURITY_OPTS),
+            mounts=[
+                docker.ContainerMountArgs(target=HOLDER_DIR, source=volume.name, type="volume")
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=posixpath.join(HOLDER_DIR, posixpath.basename(path)),
+                    content=pulumi.Output.secret(files[path].content)
+                    if files[path].secret
+                    else files[path].content,
+                    permissions=FILE_MODE,
+                )
+                for path in names
+            ],
+            labels=_labels({**_fixed_labels(spec), hardening.ROLE_LABEL: hardening.HOLDER_ROLE}),
+            log_driver=hardening.LOG_DRIVER,
+            log_opts=dict(hardening.LOG_OPTS),
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, FIXED_NAME),
     )
-    return Mount(directory, volume.name, read_only=True), files_hash, writer
+    return Files(Mount(directory, volume.name, read_only=True), files_hash, holder)
+
+
+def _fixed_labels(spec: ServiceSpec) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in spec.labels.items()
+        if k in (hardening.STACK_LABEL, hardening.PROJECT_LABEL)
+    }
+
+
+def _labels(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
+    return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())]
 
 
 def stack_volume(
@@ -184,10 +213,101 @@ def _volume_labels(role: str) -> list[docker.VolumeLabelArgs]:
     ]
 
 
+def _container_args(
+    spec: ServiceSpec,
+    mounts: Sequence[Mount],
+    labels: Mapping[str, pulumi.Input[str]],
+    **engine: object,
+) -> docker.ContainerArgs:
+    """The hardened `ContainerArgs` of a spec, shared by services and one-shot steps; `engine`
+    adds what differs between them (health wait, restart, run to completion)."""
+    tmpfs = {path: hardening.TMPFS_OPTIONS for path in spec.tmpfs}
+    # The provider "updates" some fields in place that Docker cannot change in a container
+    # (health check, tmpfs): a digest of the spec as a label (labels force a new container)
+    # replaces the container instead. Memory stays out: Docker updates it in place.
+    in_place = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, memory_mb=0))
+    labels = {**labels, SPEC_LABEL: fingerprint(in_place)}
+    return docker.ContainerArgs(
+        name=spec.name,
+        image=spec.image,
+        user=spec.user,
+        command=list(spec.command) or None,
+        envs=[
+            pulumi.Output.concat(k, "=", v)
+            for k, v in sorted({**spec.env, **_secret_file_env(spec)}.items())
+        ]
+        or None,
+        read_only=True,
+        capabilities=docker.ContainerCapabilitiesArgs(
+            drops=list(hardening.CAP_DROP), adds=[c.name for c in spec.capabilities] or None
+        ),
+        security_opts=list(hardening.SECURITY_OPTS),
+        tmpfs=tmpfs or None,
+        mounts=[
+            docker.ContainerMountArgs(
+                target=m.target, source=m.source, type=m.type, read_only=m.read_only
+            )
+            for m in mounts
+        ]
+        or None,
+        # By id: a network replaced under the same name (a new driver) is a new id, so the
+        # container is replaced with it instead of silently losing its attachment.
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(name=n.id, aliases=list(n.aliases) or None)
+            for n in spec.networks
+        ]
+        or None,
+        network_mode=None if spec.networks else "none",
+        ports=[
+            docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip)
+            for p in spec.ports
+        ]
+        or None,
+        memory=spec.limits.memory_mb,
+        # No swap beyond the memory limit; unset, Docker reads back twice the memory and every
+        # `up` would show a change.
+        memory_swap=spec.limits.memory_mb,
+        cpus=str(spec.limits.cpus),
+        ulimits=[
+            docker.ContainerUlimitArgs(name="nofile", soft=hardening.NOFILE, hard=hardening.NOFILE)
+        ],
+        log_driver=hardening.LOG_DRIVER,
+        log_opts=dict(hardening.LOG_OPTS),
+        stop_signal=spec.stop_signal,
+        stop_timeout=spec.stop_grace_seconds,
+        destroy_grace_seconds=spec.stop_grace_seconds,
+        labels=_labels(labels),
+        **engine,
+    )
+
+
+def _with_files(
+    name: str,
+    spec: ServiceSpec,
+    opts: pulumi.ResourceOptions,
+    holder_opts: pulumi.ResourceOptions | None = None,
+) -> tuple[list[Mount], dict[str, pulumi.Input[str]], pulumi.ResourceOptions]:
+    """The spec's mounts and labels, plus its files volume (read-only) when it has uploads or
+    secrets, and options that wait for the volume's holder (made with `holder_opts`, else
+    `opts`)."""
+    mounts = list(spec.mounts)
+    labels: dict[str, pulumi.Input[str]] = dict(spec.labels)
+    if spec.uploads or spec.secret_env:
+        files = _files(name, spec, holder_opts or opts)
+        mounts.append(files.mount)
+        labels["djangostack.files"] = files.hash
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[files.holder]))
+    return mounts, labels, opts
+
+
 def render_container(
     name: str, spec: ServiceSpec, opts: pulumi.ResourceOptions
 ) -> docker.Container:
-    """One hardened container (spec.replicas must be 1; callers render one spec per replica)."""
+    """One hardened long-running container (spec.replicas must be 1; callers render one spec
+    per replica); `pulumi up` waits until its health check passes.
+
+    pulumi-docker's Container has no pids-limit argument: CIS 5.29 is a documented gap
+    (docs/design.md, "Hardening")."""
     spec = hardening.harden(spec)
     if spec.replicas != 1:
         raise hardening.HardeningError(f"service {spec.name}: a container has exactly one replica")
@@ -195,49 +315,14 @@ def render_container(
         # A container runs on the engine the provider talks to; pretending otherwise would
         # silently ignore the operator's constraint.
         raise hardening.HardeningError(f"service {spec.name}: placement is for Swarm services")
-    mounts = list(spec.mounts)
-    labels: dict[str, pulumi.Input[str]] = dict(spec.labels)
-    depends_on: list[pulumi.Resource] = []
-    if spec.uploads or spec.secret_env:
-        mount, files_hash, writer = _files_volume(name, spec, opts)
-        mounts.append(mount)
-        labels["djangostack.files"] = files_hash
-        depends_on.append(writer)
+    mounts, labels, opts = _with_files(name, spec, opts)
     health = spec.health
-    container = docker.Container(
+    return docker.Container(
         name,
-        docker.ContainerArgs(
-            name=spec.name,
-            image=spec.image,
-            user=spec.user,
-            command=list(spec.command) or None,
-            envs=[
-                pulumi.Output.concat(k, "=", v)
-                for k, v in {**spec.env, **_secret_file_env(spec)}.items()
-            ]
-            or None,
-            read_only=True,
-            capabilities=docker.ContainerCapabilitiesArgs(
-                drops=list(hardening.CAP_DROP), adds=[c.name for c in spec.capabilities] or None
-            ),
-            security_opts=list(hardening.SECURITY_OPTS),
-            tmpfs={path: hardening.TMPFS_OPTIONS for path in spec.tmpfs} or None,
-            mounts=[
-                docker.ContainerMountArgs(
-                    target=m.target, source=m.source, type=m.type, read_only=m.read_only
-                )
-                for m in mounts
-            ]
-            or None,
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=n.name, aliases=list(n.aliases) or None)
-                for n in spec.networks
-            ],
-            ports=[
-                docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip)
-                for p in spec.ports
-            ]
-            or None,
+        _container_args(
+            spec,
+            mounts,
+            labels,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=list(health.test),
                 interval=health.interval,
@@ -245,40 +330,12 @@ def render_container(
                 retries=health.retries,
                 start_period=health.start_period,
             ),
-            memory=spec.limits.memory_mb,
-            cpus=str(spec.limits.cpus),
-            ulimits=[
-                docker.ContainerUlimitArgs(
-                    name="nofile", soft=hardening.NOFILE, hard=hardening.NOFILE
-                )
-            ],
-            log_driver=hardening.LOG_DRIVER,
-            log_opts=dict(hardening.LOG_OPTS),
             restart=hardening.RESTART,
-            stop_signal=spec.stop_signal,
-            stop_timeout=spec.stop_grace_seconds,
-            destroy_grace_seconds=spec.stop_grace_seconds,
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
             wait=True,  # `pulumi up` waits until the health check passes
             wait_timeout=180,
         ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends_on)),
+        opts=pulumi.ResourceOptions.merge(opts, FIXED_NAME),
     )
-    # pulumi-docker's Container has no pids-limit argument (CIS 5.29): set it right after
-    # creation, on every new container id.
-    command.local.Command(
-        f"{name}-pids-limit",
-        command.local.CommandArgs(
-            create=container.id.apply(
-                lambda cid: shlex.join(
-                    ["docker", "update", "--pids-limit", str(spec.limits.pids), cid]
-                )
-            ),
-            triggers=[container.id],
-        ),
-        opts=opts,
-    )
-    return container
 
 
 def _docker_secret(
@@ -286,9 +343,7 @@ def _docker_secret(
 ) -> docker.Secret:
     # Docker secrets are immutable: the name carries a hash of the value so a new value
     # creates a new secret (create-before-replace) and the service update switches to it.
-    suffix = pulumi.Output.unsecret(
-        pulumi.Output.from_input(value).apply(lambda v: _digest(v)[:10])
-    )
+    suffix = pulumi.Output.unsecret(pulumi.Output.from_input(value).apply(lambda v: digest(v)[:10]))
     return docker.Secret(
         f"{name}-{key.lower().replace('_', '-')}",
         docker.SecretArgs(
@@ -336,13 +391,14 @@ def render_service(
         )
     health = spec.health
     rollout = {
-        "parallelism": 1,
+        # A singleton never runs two tasks: one at a time.
+        "parallelism": 1 if spec.singleton else spec.rollout.parallelism,
         # A singleton's old task stops before the new one starts (a short gap instead of two
         # at once); everything else starts the new task first (no gap).
         "order": "stop-first" if spec.singleton else "start-first",
         "failure_action": "rollback",
-        "monitor": UPDATE_MONITOR,
-        "delay": "5s",
+        "monitor": swarm_duration(spec.rollout.monitor),
+        "delay": swarm_duration(spec.rollout.delay),
     }
     return docker.Service(
         name,
@@ -374,10 +430,10 @@ def render_service(
                     cap_adds=[c.name for c in spec.capabilities] or None,
                     healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
                         tests=list(health.test),
-                        interval=health.interval,
-                        timeout=health.timeout,
+                        interval=swarm_duration(health.interval),
+                        timeout=swarm_duration(health.timeout),
                         retries=health.retries,
-                        start_period=health.start_period,
+                        start_period=swarm_duration(health.start_period),
                     ),
                     mounts=[
                         docker.ServiceTaskSpecContainerSpecMountArgs(
@@ -397,7 +453,9 @@ def render_service(
                     ],
                     secrets=secrets or None,
                     stop_signal=spec.stop_signal,
-                    stop_grace_period=f"{spec.stop_grace_seconds}s",
+                    stop_grace_period=swarm_duration(f"{spec.stop_grace_seconds}s"),
+                    # Unset, the provider plans it as unknown on every `up`.
+                    sysctl={},
                     labels=[
                         docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
                         for k, v in sorted(spec.labels.items())
@@ -415,7 +473,11 @@ def render_service(
                         nano_cpus=int(spec.limits.cpus * 1e9),
                     )
                 ),
-                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(**hardening.SWARM_RESTART),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                    condition=hardening.SWARM_RESTART["condition"],
+                    delay=swarm_duration(hardening.SWARM_RESTART["delay"]),
+                    window=swarm_duration(hardening.SWARM_RESTART["window"]),
+                ),
                 placement=_placement(spec.placement),
                 log_driver=docker.ServiceTaskSpecLogDriverArgs(
                     name=hardening.LOG_DRIVER, options=dict(hardening.LOG_OPTS)
@@ -425,13 +487,15 @@ def render_service(
             rollback_config=docker.ServiceRollbackConfigArgs(
                 **rollout | {"failure_action": "pause"}
             ),
-            converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=CONVERGE_TIMEOUT),
+            converge_config=docker.ServiceConvergeConfigArgs(
+                delay=swarm_duration("2s"), timeout=swarm_duration(CONVERGE_TIMEOUT)
+            ),
             # DNS round-robin, not a virtual IP: nginx sees every task's address, balances over
             # them and retries the next one when a draining task refuses (proxy_next_upstream);
             # a VIP also needs IPVS in the host kernel, which not every host has.
             endpoint_spec=docker.ServiceEndpointSpecArgs(mode="dnsrr"),
         ),
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, FIXED_NAME),
     )
 
 
@@ -446,121 +510,119 @@ def _placement(placement: Placement | None) -> docker.ServiceTaskSpecPlacementAr
     )
 
 
-def secrets_tmpfs_options(user: str) -> str:
-    """Options of a job's tmpfs at SECRETS_DIR: owned by the job's user, private to it. An
-    owner, not only a mode: when the image already has that directory (BuildKit leaves an
-    empty /run/secrets behind a `RUN --mount=type=secret`), Docker gives the tmpfs the
-    directory's mode (root 0755), whatever `mode=` says."""
-    uid, _, gid = user.partition(":")
-    return f"rw,noexec,nosuid,nodev,size=1m,mode=0700,uid={uid},gid={gid or uid}"
-
-
-def docker_run_args(
-    spec: ServiceSpec, stdin: bool = False, secrets_tmpfs: bool = False
-) -> list[pulumi.Input[str]]:
-    """`docker run` arguments for a hardened one-shot (`-i` when it reads stdin, a private tmpfs
-    at SECRETS_DIR with `secrets_tmpfs`); env values are passed by name only (`-e NAME`), so
-    they never appear on a command line. A spec with `secret_env` goes through `run_once`,
-    which turns it into stdin."""
-    if spec.secret_env:
-        raise hardening.HardeningError(f"job {spec.name}: secret_env is for run_once only")
-    args: list[pulumi.Input[str]] = [
-        "docker", "run", "--rm", "--read-only",
-        "--user", spec.user,
-        "--memory", f"{spec.limits.memory_mb}m",
-        "--cpus", str(spec.limits.cpus),
-        "--pids-limit", str(spec.limits.pids),
-        "--log-driver", hardening.LOG_DRIVER,
-    ]  # fmt: skip
-    if stdin:
-        args.append("--interactive")
-    for cap in hardening.CAP_DROP:
-        args += ["--cap-drop", cap]
-    for cap in spec.capabilities:
-        args += ["--cap-add", cap.name]
-    for opt in hardening.SECURITY_OPTS:
-        args += ["--security-opt", opt]
-    for key, value in hardening.LOG_OPTS.items():
-        args += ["--log-opt", f"{key}={value}"]
-    for key, value in sorted(spec.labels.items()):
-        args += ["--label", f"{key}={value}"]
-    for path in spec.tmpfs:
-        args += ["--tmpfs", f"{path}:{hardening.TMPFS_OPTIONS}"]
-    if secrets_tmpfs:
-        args += ["--tmpfs", f"{SECRETS_DIR}:{secrets_tmpfs_options(spec.user)}"]
-    # One network at most: a one-shot needs only the backend (or none at all).
-    args += ["--network", spec.networks[0].name if spec.networks else "none"]
-    for m in spec.mounts:
-        readonly = ",readonly" if m.read_only else ""
-        args += [
-            "--mount",
-            pulumi.Output.concat(
-                "type=", m.type, ",source=", m.source, ",target=", m.target, readonly
-            ),
-        ]
-    for key in sorted(spec.env):
-        args += ["-e", key]
-    return [*args, spec.image, *spec.command]
-
-
-def _docker_run(
-    name: str,
-    spec: ServiceSpec,
-    stdin: pulumi.Input[str] | None,
-    triggers: list[pulumi.Input],
-    opts: pulumi.ResourceOptions,
-    secrets_tmpfs: bool = False,
-) -> command.local.Command:
-    """`docker run` of an already hardened spec without secret_env, fed `stdin` when given."""
-    secret_outputs = None
-    if stdin is not None:
-        # What the job prints is kept encrypted in the state like its input: it could echo it.
-        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
-    return command.local.Command(
-        name,
-        command.local.CommandArgs(
-            create=pulumi.Output.all(
-                *docker_run_args(spec, stdin is not None, secrets_tmpfs)
-            ).apply(shlex.join),
-            # A job runs when its triggers change, never because another input did (pulumi-command
-            # runs `create` again on any change when `update` is unset): a config-only change
-            # would re-run the migration without the backup that must precede it.
-            update=JOB_UPDATE_NOOP,
-            environment=dict(spec.env) or None,
-            stdin=stdin,
-            triggers=triggers,
-            logging=command.local.Logging.STDOUT_AND_STDERR,
-        ),
-        opts=pulumi.ResourceOptions.merge(opts, secret_outputs),
+def fingerprint(spec: ServiceSpec) -> pulumi.Output[str]:
+    """A digest of everything a container of `spec` runs with (image, command, environment,
+    secrets, files, mounts, networks, labels, health check, limits, ports) and of the fixed
+    hardening. A step whose run key it is runs again exactly when its container would change;
+    as a label (SPEC_LABEL) it makes every change to a container effective."""
+    env, secrets, labels, uploads = (
+        sorted(m.items()) for m in (spec.env, spec.secret_env, spec.labels, spec.uploads)
     )
+    fixed = repr(
+        (
+            spec.name, spec.role, spec.user, spec.command, spec.limits, spec.tmpfs,
+            spec.stop_signal, spec.stop_grace_seconds, spec.health, spec.ports,
+            spec.capabilities, spec.replicas, spec.placement, spec.singleton, spec.rollout,
+            [(m.target, m.type, m.read_only) for m in spec.mounts],
+            [n.aliases for n in spec.networks],
+            [k for k, _ in env], [k for k, _ in secrets], [k for k, _ in labels],
+            [(k, u.secret) for k, u in uploads],
+            hardening.CAP_DROP, hardening.SECURITY_OPTS, hardening.LOG_OPTS, hardening.NOFILE,
+            hardening.TMPFS_OPTIONS, hardening.RESTART,
+        )
+    )  # fmt: skip
+    values = [
+        spec.image,
+        *(v for _, v in env),
+        *(v for _, v in secrets),
+        *(v for _, v in labels),
+        *(u.content for _, u in uploads),
+        *(m.source for m in spec.mounts),
+        *(n.name for n in spec.networks),
+    ]
+    return pulumi.Output.unsecret(
+        pulumi.Output.all(*values).apply(lambda resolved: digest(fixed, *map(str, resolved))[:32])
+    )
+
+
+class StepFailed(pulumi.RunError):
+    """A one-shot step exited non-zero: the update stops there (the message is the error)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A one-shot step's container, and `succeeded`: its run key once the step has exited 0
+    (StepFailed otherwise)."""
+
+    container: docker.Container
+    succeeded: pulumi.Output[str]
+
+    def done(self) -> pulumi.Output[pulumi.Resource]:
+        """For `depends_on` of whatever must wait for the step's success: when the step
+        fails, that resource is never registered and stays as it was. No input of it changes
+        with the step, so a preview shows only its own changes."""
+        return self.succeeded.apply(lambda _: self.container)
+
+
+def _tail(logs: str | None, lines: int = JOB_LOG_TAIL_LINES) -> str:
+    kept = (logs or "").rstrip().splitlines()[-lines:]
+    return "\n".join(f"  | {line}" for line in kept) or "  | (no output)"
+
+
+def _check_step(step: str, stack: str) -> object:
+    def check(args: list) -> str:
+        code, logs, urn, key = args
+        if code == 0:
+            return key
+        raise StepFailed(
+            f"deploy step '{step}' exited with code {code}; nothing after it changed and the "
+            f"running release keeps serving. Its last lines:\n{_tail(logs)}\n"
+            f"Fix the cause, then deploy again: `bash scripts/deploy.sh {stack}` runs the step "
+            f"again (with the plain CLI: pulumi up --replace '{urn}')."
+        )
+
+    return check
 
 
 def run_once(
     name: str,
     spec: ServiceSpec,
-    triggers: list[pulumi.Input],
+    run_key: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
-) -> command.local.Command:
-    """A hardened one-shot job, re-run when `triggers` change; the deploy fails when it exits
-    non-zero.
-
-    Secrets arrive on the job's stdin (a secret input of the `Command`): a shell prologue writes
-    them as 0400 files into a private tmpfs at SECRETS_DIR, then `exec`s the job's command with
-    `KEY_FILE` set. The job's image needs a POSIX shell with `base64`."""
+) -> Job:
+    """A hardened one-shot step: a container that runs `spec.command` to completion, again
+    whenever `run_key` changes (a label, and Docker labels force a new container). Its secrets
+    are files of a read-only files volume; its output is kept, encrypted, in the state."""
     spec = hardening.harden(spec, long_running=False)
-    if not spec.secret_env:
-        return _docker_run(name, spec, None, triggers, opts)
-    if not spec.command:
-        raise hardening.HardeningError(
-            f"job {spec.name}: a job with secrets needs an explicit command"
-        )
-    names = sorted(spec.secret_env)
-    prologue = _write_files_script(SECRETS_DIR, names) + '; exec "$@" </dev/null'
-    stdin = pulumi.Output.secret(_files_stdin(spec.secret_env))
-    job = dataclasses.replace(
-        spec,
-        command=("sh", "-c", prologue, "sh", *spec.command),
-        env={**spec.env, **_secret_file_env(spec)},
-        secret_env={},
+    # A step's files volume serves no running container: its holder need not wait for the
+    # steps before this one (it is filled meanwhile).
+    holder_opts = pulumi.ResourceOptions(parent=opts.parent, provider=opts.provider)
+    mounts, labels, opts = _with_files(name, spec, opts, holder_opts)
+    labels[RUN_KEY_LABEL] = run_key
+    labels[STEP_LABEL] = spec.name
+    container = docker.Container(
+        name,
+        _container_args(
+            spec,
+            mounts,
+            labels,
+            restart="no",
+            must_run=False,  # it exits, and that is its success
+            attach=True,  # `pulumi up` waits for it to exit and records the exit code
+            logs=True,
+        ),
+        # What the step prints could include what it read: encrypted like any secret.
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                additional_secret_outputs=["containerLogs"], delete_before_replace=True
+            ),
+        ),
     )
-    return _docker_run(name, job, stdin, triggers, opts, secrets_tmpfs=True)
+    # Unsecret: the run key is a digest, but the step's (secret) output goes into the check.
+    succeeded = pulumi.Output.unsecret(
+        pulumi.Output.all(
+            container.exit_code, container.container_logs, container.urn, run_key
+        ).apply(_check_step(spec.name, pulumi.get_stack()))
+    )
+    return Job(container, succeeded)

@@ -92,6 +92,18 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How Swarm replaces a service's tasks on a release (docs/operations.md, "Release
+    speed"): `parallelism` tasks at a time, `delay` between batches (at least nginx's DNS
+    cache, so it always knows a live task), each new task watched for `monitor` after it
+    starts; a failure in that window rolls the service back."""
+
+    parallelism: int = 1
+    delay: str = "2s"
+    monitor: str = "10s"
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str  # Docker object name (unique per stack)
     role: str  # one of ROLES; becomes the djangostack.role label
@@ -107,8 +119,6 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ()
     mounts: tuple[Mount, ...] = ()
     uploads: Mapping[str, Upload] = field(default_factory=dict)  # absolute path -> file
-    # Image with a POSIX shell that writes the uploads; None: the service's own image.
-    files_image: pulumi.Input[str] | None = None
     networks: tuple[NetworkAttachment, ...] = ()
     ports: tuple[Port, ...] = ()
     stop_signal: str = "SIGTERM"
@@ -119,3 +129,4 @@ class ServiceSpec:
     placement: Placement | None = None  # Swarm services only; None: Swarm's default spread
     # Never two tasks at once, even during a rollout (Swarm: stop-first updates and rollbacks).
     singleton: bool = False
+    rollout: Rollout = field(default_factory=Rollout)  # Swarm services only

@@ -1,7 +1,10 @@
 """DjangoStack: wires image, networks, data services, deploy steps, app services and nginx.
 
-Order of a deploy (enforced by dependencies): image build -> Postgres and Redis healthy ->
-backup -> migration -> web and the processes, e.g. Celery (-> static sync -> nginx in prod)."""
+Order of a deploy (enforced by dependencies, and by inputs for the steps' success): image
+build -> Postgres and Redis healthy -> backup -> migration -> web and the processes, e.g.
+Celery -> nginx in prod (the static sync before web in prod). Web, the processes and nginx
+change only once the steps before them succeeded (`Job.done()`): a failed step leaves them as
+they were."""
 
 from __future__ import annotations
 
@@ -10,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_random as random
 
-from components import app, postgres, redis, renderers
+from components import app, jobs, postgres, redis, renderers
 from components.app import AppArgs, AppEnv, Process, ProcessArgs, Web
 from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
@@ -154,19 +156,9 @@ class DjangoStack(pulumi.ComponentResource):
         cfg = args.cfg
         child = pulumi.ResourceOptions(parent=self)
 
-        # Generated secrets live (encrypted) in the state, so they stay stable across deploys.
-        password = (
-            cfg.postgres_password
-            or random.RandomPassword(
-                f"{name}-postgres-password", length=32, special=False, opts=child
-            ).result
-        )
-        secret_key = (
-            cfg.django_secret_key
-            or random.RandomPassword(
-                f"{name}-secret-key", length=64, special=False, opts=child
-            ).result
-        )
+        # Config secrets (the deploy command generates them on a stack's first deploy).
+        password = cfg.postgres_password
+        secret_key = cfg.django_secret_key
 
         self.image = Image(f"{name}-image", ImageArgs(cfg, build_environment(cfg)), child)
         # Every Docker object of the stack waits for the build: a project whose dependencies do
@@ -203,8 +195,6 @@ class DjangoStack(pulumi.ComponentResource):
                 "REDIS_URL": self.redis.url,
                 "ALLOWED_HOSTS": plain["allowedHosts"],
                 "CSRF_TRUSTED_ORIGINS": plain["csrfTrustedOrigins"],
-                "GUNICORN_WORKERS": str(cfg.web_workers),
-                "GUNICORN_GRACEFUL_TIMEOUT": str(app.GRACEFUL_TIMEOUT),
             },
             secret_env={"SECRET_KEY": secret_key, "DATABASE_URL": self.database_url},
             values=values,
@@ -212,26 +202,36 @@ class DjangoStack(pulumi.ComponentResource):
         )
 
         image_ref = self.image.ref
+        # One run key for the backup and the migration: a backup before every migration run.
+        migration_spec = jobs.migration_spec(cfg, image_ref, app_env, backend)
+        run_key = renderers.fingerprint(migration_spec)
         self.backup = Backup(
             f"{name}-backup",
             BackupArgs(
-                cfg, image_ref, backend, password, self.postgres.container, self.media_volume.name
+                cfg, run_key, backend, password, self.postgres.container, self.media_volume.name
             ),
             child,
         )
         self.migration = Migration(
             f"{name}-migration",
             MigrationArgs(
-                cfg,
-                image_ref,
-                app_env,
-                backend,
-                depends_on=[self.postgres.container, self.redis.container, self.backup],
+                migration_spec,
+                run_key,
+                depends_on=[self.postgres.container, self.redis.container, self.backup.job.done()],
             ),
             child,
         )
+        # prod: the new static files are in the volume nginx serves before any web task of the
+        # release answers (the sync only adds files: the running release keeps its own).
+        self.static: StaticFiles | None = None
+        if cfg.is_prod:
+            self.static = StaticFiles(f"{name}-static", StaticFilesArgs(cfg, image_ref), child)
+        # Web and the processes change only after the deploy steps succeeded.
+        release_steps = [self.migration.job.done()]
+        if self.static is not None:
+            release_steps.append(self.static.job.done())
         web_networks = (Networks.attach(self.networks.edge, app.HOST), Networks.attach(backend))
-        web_args = AppArgs(cfg, image_ref, app_env, web_networks, [self.migration])
+        web_args = AppArgs(cfg, image_ref, app_env, web_networks, release_steps)
         self.web = Web(f"{name}-web", web_args, child)
         # Pulumi names `<name>-<process>`: the default `celery` keeps today's worker's names.
         self.processes: dict[str, Process] = {}
@@ -240,7 +240,7 @@ class DjangoStack(pulumi.ComponentResource):
             if process.egress and self.networks.egress is not None:
                 networks.append(Networks.attach(self.networks.egress))
             process_args = ProcessArgs(
-                cfg, process, image_ref, app_env, tuple(networks), [self.migration]
+                cfg, process, image_ref, app_env, tuple(networks), release_steps
             )
             self.processes[process.name] = Process(f"{name}-{process.name}", process_args, child)
         # Output processNames: every process type's Docker names.
@@ -250,14 +250,12 @@ class DjangoStack(pulumi.ComponentResource):
         if cfg.monitoring:
             self.monitoring = Monitoring(
                 f"{name}-monitoring",
-                MonitoringArgs(cfg, backend, self.web.names, image_ref),
+                MonitoringArgs(cfg, backend, self.web.names),
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.web])),
             )
 
-        self.static: StaticFiles | None = None
         self.nginx: Nginx | None = None
-        if cfg.is_prod:
-            self.static = StaticFiles(f"{name}-static", StaticFilesArgs(cfg, image_ref), child)
+        if self.static is not None:
             self.nginx = Nginx(
                 f"{name}-nginx",
                 NginxArgs(
@@ -265,7 +263,7 @@ class DjangoStack(pulumi.ComponentResource):
                     self.networks.edge,
                     self.static.volume.name,
                     self.media_volume.name,
-                    depends_on=[self.web, self.static],
+                    depends_on=[self.web, self.static.job.done()],
                 ),
                 child,
             )

@@ -67,5 +67,12 @@ def evaluate(
                 PolicyResource(r.type, _props(r), r.urn, r.name, _options(), None, None, [], {})
                 for r in records
             ]
+            # Each property's dependencies, as the engine hands them (resources of the stack).
+            by_urn = {r.urn: r for r in stack}
+            for record, resource in zip(records, stack, strict=True):
+                resource.property_dependencies = {
+                    prop: [by_urn[u] for u in urns if u in by_urn]
+                    for prop, urns in record.dependencies.items()
+                }
             policy.validate(StackValidationArgs(stack, dict(config or {})), report)
     return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_policy import (
@@ -26,19 +26,15 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from components.hardening import ALLOWED_CAPABILITIES, HOLDER_ROLE, ROLE_LABEL
+
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
 NETWORK = "docker:index/network:Network"
 IMAGE = "docker-build:index:Image"
-COMMAND = "command:local:Command"
 
-ROLE_LABEL = "djangostack.role"
 # Stacks whose images must be immutable. Adding a production-like stack means adding it here.
 PRODUCTION_STACKS = frozenset({"prod"})
-# Capabilities a container may add back after dropping ALL, each with the reason it is allowed.
-ALLOWED_CAPABILITIES = {
-    "NET_BIND_SERVICE": "binds a port below 1024 inside the container without running as root",
-}
 # Roles whose data must never be reachable from outside the stack's internal network.
 INTERNAL_ONLY_ROLES = frozenset({"postgres", "redis"})
 # Host paths that hand out control of the Docker engine (CIS 5.32).
@@ -331,10 +327,23 @@ class Service(Workload):
         )
 
 
+def never_started(resource_type: str, props: Mapping[str, Any]) -> bool:
+    """A files holder (components/renderers.py): a container created only to receive uploads
+    into its files volume, never started, so no rule about a running container applies."""
+    return (
+        resource_type == CONTAINER
+        and props.get("start") is False
+        and _labels(props.get("labels")).get(ROLE_LABEL) == HOLDER_ROLE
+    )
+
+
 def workload(resource_type: str, name: str, urn: str, props: Mapping[str, Any]) -> Workload | None:
-    """The `Workload` view of a container or service resource, None for any other type."""
+    """The `Workload` view of a container or service resource, None for any other type and for
+    a container that never runs."""
     view = {CONTAINER: Container, SERVICE: Service}.get(resource_type)
-    return view(name, urn, props) if view else None
+    if view is None or never_started(resource_type, props):
+        return None
+    return view(name, urn, props)
 
 
 # --- Checks: each yields one message per violation -------------------------------------------
@@ -365,7 +374,8 @@ def check_capabilities(w: Workload) -> Iterator[str]:
             allowed = ", ".join(f"{k} ({why})" for k, why in ALLOWED_CAPABILITIES.items())
             yield (
                 f"{w.where} adds capability {cap}, which is not on the allow-list. Remove it, "
-                f"or add it to ALLOWED_CAPABILITIES in policy/rules.py with the reason it is "
+                f"or add it to ALLOWED_CAPABILITIES in components/hardening.py with the reason "
+                f"it is "
                 f"needed, in a reviewed change. Allowed: {allowed}."
             )
 
@@ -458,11 +468,6 @@ def check_no_secret_env(w: Workload) -> Iterator[str]:
     yield from _secret_env_messages(w.where, w.env_names)
 
 
-def check_no_secret_command_env(name: str, props: Mapping[str, Any]) -> Iterator[str]:
-    """A one-shot `docker run` Command passes its `environment` into the job container."""
-    yield from _secret_env_messages(f"command '{name}'", _map(props.get("environment")))
-
-
 def check_published_ports(w: Workload) -> Iterator[str]:
     if w.publish_all_ports:
         yield f"{w.where} sets publishAllPorts. Publish only the ports it must serve (CIS 5.9)."
@@ -547,15 +552,42 @@ class StackResource:
     name: str
     urn: str
     props: Mapping[str, Any]
+    # URNs of the resources each property's value came from (pulumi-policy's
+    # property_dependencies): a network attached by id is known by the Network it came from.
+    dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _network_messages(w: Workload, internal: Mapping[str, bool]) -> Iterator[str]:
-    if not w.networks:
+# Where a workload's network attachments come from, by resource type.
+NETWORK_PROPERTIES = {CONTAINER: "networksAdvanced", SERVICE: "taskSpec"}
+
+
+def _attached_networks(r: StackResource, networks: Mapping[str, StackResource]) -> tuple[str, ...]:
+    """The names of the stack's networks a workload is attached to: each attachment by name, or
+    (by id) the Network it depends on through its networks property."""
+    w = workload(r.type, r.name, r.urn, r.props)
+    if w is None:
+        return ()
+    by_name = {str(n.props.get("name")) for n in networks.values()}
+    sources = [
+        networks[u] for u in r.dependencies.get(NETWORK_PROPERTIES[r.type], ()) if u in networks
+    ]
+    names = [net for net in w.networks if net in by_name]
+    unresolved = [net for net in w.networks if net not in by_name]
+    if unresolved and sources:
+        names += [str(n.props.get("name")) for n in sources]
+        unresolved = []
+    return tuple(dict.fromkeys(names + unresolved))
+
+
+def _network_messages(
+    w: Workload, attached: Sequence[str], internal: Mapping[str, bool]
+) -> Iterator[str]:
+    if not attached:
         yield (
             f"{w.where} is on the engine's default network. Attach it only to the stack's "
             "internal network (a docker.Network with internal: true) (CIS 5.30)."
         )
-    for net in w.networks:
+    for net in attached:
         if net not in internal:
             yield (
                 f"{w.where} is attached to {net!r}, which is not a Network of this stack, so "
@@ -572,15 +604,14 @@ def _network_messages(w: Workload, internal: Mapping[str, bool]) -> Iterator[str
 
 def check_internal_networks(resources: Sequence[StackResource]) -> Iterator[tuple[str, str]]:
     """(urn, message) for each Postgres/Redis attachment to a network that is not internal."""
+    networks = {r.urn: r for r in resources if r.type == NETWORK}
     internal = {
-        str(r.props.get("name")): r.props.get("internal") is True
-        for r in resources
-        if r.type == NETWORK
+        str(n.props.get("name")): n.props.get("internal") is True for n in networks.values()
     }
     for r in resources:
         w = workload(r.type, r.name, r.urn, r.props)
         if w is not None and w.role in INTERNAL_ONLY_ROLES:
-            for message in _network_messages(w, internal):
+            for message in _network_messages(w, _attached_networks(r, networks), internal):
                 yield r.urn, message
 
 
@@ -622,18 +653,17 @@ def _validate_production_images(args: ResourceValidationArgs, report: ReportViol
         report(message, None)
 
 
-def _validate_no_secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type == COMMAND:
-        messages = check_no_secret_command_env(args.name, args.props)
-    else:
-        w = _workload_of(args)
-        messages = check_no_secret_env(w) if w else iter(())
-    for message in messages:
-        report(message, None)
-
-
 def _validate_internal_networks(args: StackValidationArgs, report: ReportViolation) -> None:
-    resources = [StackResource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+    resources = [
+        StackResource(
+            r.resource_type,
+            r.name,
+            r.urn,
+            r.props,
+            {k: tuple(d.urn for d in v) for k, v in (r.property_dependencies or {}).items()},
+        )
+        for r in args.resources
+    ]
     for urn, message in check_internal_networks(resources):
         report(message, urn)
 
@@ -682,14 +712,11 @@ POLICIES = [
     _workload_policy(
         "no-docker-socket", "The Docker socket is never mounted.", check_docker_socket
     ),
-    ResourceValidationPolicy(
-        name="no-secret-values-in-env",
-        description=(
-            "No container, service or one-shot command gets a secret as an environment value "
-            "(docker inspect shows it); secrets are files named by NAME_FILE."
-        ),
-        validate=_validate_no_secret_env,
-        enforcement_level=MANDATORY,
+    _workload_policy(
+        "no-secret-values-in-env",
+        "No container, service or one-shot step gets a secret as an environment value "
+        "(docker inspect shows it); secrets are files named by NAME_FILE.",
+        check_no_secret_env,
     ),
     _workload_policy(
         "only-nginx-publishes",

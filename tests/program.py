@@ -1,12 +1,14 @@
 """Run the Pulumi program (`__main__.py`) under any `pulumi.runtime.Mocks` and record what it did.
 
-Shared by the unit tests (fake Mocks) and the end-to-end harness (Mocks that realize each
-resource on the real Docker engine). Each run happens in a forked child process so that Pulumi's
-process-global runtime state never leaks between runs and a hung run (pulumi/pulumi#7663) can
-be killed: `run_program` raises `TimeoutError` after `timeout` seconds.
+The unit tests' runner (tests/unit/conftest.py supplies the fake engine): the program sees its
+config the way the Pulumi CLI hands it over (every `Pulumi.yaml` default, then
+Pulumi.<stack>.yaml, then the test's values), and each registration is recorded with its
+inputs, dependencies and the state the Mocks returned. Each run happens in a forked child
+process so that Pulumi's process-global runtime state never leaks between runs and a hung run
+(pulumi/pulumi#7663) can be killed: `run_program` raises `TimeoutError` after `timeout` seconds.
 
     result = run_program(mocks, "prod", {"djangoSecretKey": "..."}, secret_keys=["djangoSecretKey"])
-    result.one("docker:index/container:Container", "prod-postgres").plain_inputs["user"]
+    result.one("docker:index/container:Container", "djangostack-postgres-container").plain_inputs
 
 Consequence of the fork: state a Mocks object keeps in memory stays in the child. Everything the
 engine would persist is returned instead: each registration's inputs, id and state, in order.
@@ -14,6 +16,7 @@ engine would persist is returned instead: each registration's inputs, id and sta
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import runpy
@@ -77,6 +80,9 @@ class Registration:
     custom: bool  # False for component resources
     parent: str  # parent URN (the stack for top-level resources)
     dependencies: tuple[str, ...]  # URNs it waits for (depends_on and input dependencies)
+    # Per input property: the URNs its value came from (what pulumi-policy calls
+    # property_dependencies).
+    property_dependencies: dict[str, tuple[str, ...]]
     inputs: dict[str, Any]  # as passed to Mocks.new_resource: secrets still wrapped
     id: str | None
     state: dict[str, Any]  # what Mocks.new_resource returned
@@ -84,6 +90,8 @@ class Registration:
     # Type tokens of the registration's alias specs (an `Alias(type_=...)` keeps a resource
     # whose component type changed from being replaced).
     alias_types: tuple[str, ...] = ()
+    # The `additional_secret_outputs` option: outputs the engine stores encrypted.
+    additional_secret_outputs: tuple[str, ...] = ()
 
     @property
     def plain_inputs(self) -> dict[str, Any]:
@@ -163,6 +171,10 @@ class _RecordingMonitor(MockMonitor):
                     custom=request.custom,
                     parent=request.parent,
                     dependencies=tuple(sorted(dependencies)),
+                    property_dependencies={
+                        key: tuple(sorted(deps.urns))
+                        for key, deps in request.propertyDependencies.items()
+                    },
                     inputs=rpc.deserialize_properties(request.object),
                     id=registration.id,
                     state=dict(registration.state or {}),
@@ -170,25 +182,42 @@ class _RecordingMonitor(MockMonitor):
                     alias_types=tuple(
                         a.spec.type for a in request.aliases if a.HasField("spec") and a.spec.type
                     ),
+                    additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 )
             )
         return response
 
 
+def _config_block(path: Path) -> dict[str, Any]:
+    """The `config:` block of a project or stack file."""
+    return _parsed_config_block(path, path.stat().st_mtime_ns) if path.is_file() else {}
+
+
+@functools.cache
+def _parsed_config_block(path: Path, _mtime_ns: int) -> dict[str, Any]:
+    # Parsed once per version of the file: runs are many, files few, and YAML is slow.
+    return (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, Any]:
+    """The `default` of every key `Pulumi.yaml` declares: the CLI passes each to the program
+    (a `default: ""` arrives as ""), so the program must accept all of them."""
+    declared = _config_block(root / "Pulumi.yaml")
+    return {k: v["default"] for k, v in declared.items() if isinstance(v, dict) and "default" in v}
+
+
 def stack_file_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """Plain (not `secure:`) values of Pulumi.<stack>.yaml, by full key."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        return {}
-    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    values = _config_block(root / f"Pulumi.{stack}.yaml")
     return {k: v for k, v in values.items() if not (isinstance(v, dict) and "secure" in v)}
+
+
+def _full(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
 
 
 def _config_map(config: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[dict, list]:
     """Full `project:key` names and string values, the way the CLI hands config to a program."""
-
-    def full(key: str) -> str:
-        return key if ":" in key else f"{PROJECT}:{key}"
 
     def text(value: Any) -> str:
         if isinstance(value, bool):
@@ -197,7 +226,7 @@ def _config_map(config: Mapping[str, Any], secret_keys: Iterable[str]) -> tuple[
             return json.dumps(value)  # structured values (array keys) reach programs as JSON
         return str(value)
 
-    return {full(k): text(v) for k, v in config.items()}, [full(k) for k in secret_keys]
+    return {_full(k): text(v) for k, v in config.items()}, [_full(k) for k in secret_keys]
 
 
 async def _resolve_outputs() -> tuple[dict[str, Any], frozenset[str]]:
@@ -252,10 +281,13 @@ def run_program(
     program: Path = PROGRAM,
 ) -> ProgramResult:
     """Run the program as project `djangostack`, stack `stack`, like `pulumi up`/`preview`:
-    the plain values of Pulumi.<stack>.yaml (if any) overlaid with `config` (keys with or
-    without the `djangostack:` prefix; bools and ints are converted to the CLI's strings).
-    Raises `ProgramFailed` if the program raised and `TimeoutError` if it did not finish."""
-    config = {**stack_file_config(stack, program.parent), **config}
+    Pulumi.yaml's defaults, overlaid with the plain values of Pulumi.<stack>.yaml (if any),
+    overlaid with `config` (keys with or without the `djangostack:` prefix; bools, ints, lists
+    and objects are converted to the CLI's strings). Raises `ProgramFailed` if the program
+    raised and `TimeoutError` if it did not finish."""
+    root = program.parent
+    layers = (project_defaults(root), stack_file_config(stack, root), config)
+    config = {_full(k): v for layer in layers for k, v in layer.items()}
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(

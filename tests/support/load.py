@@ -23,6 +23,9 @@ class LoadResult:
     failures: list[str] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: dict[str, int] = field(default_factory=dict)
+    # time.monotonic() of the first and the last answer with each body (with track_body)
+    first_seen: dict[str, float] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -83,6 +86,8 @@ class LoadLoop:
                         if self.track_body:
                             body = response.text.strip()
                             self.result.bodies[body] = self.result.bodies.get(body, 0) + 1
+                            self.result.first_seen.setdefault(body, time.monotonic())
+                            self.result.last_seen[body] = time.monotonic()
             except requests.RequestException as exc:
                 with self._lock:
                     self.result.failures.append(type(exc).__name__)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import app_image, run
-from test_config import failure
+from conftest import app_image, failure
 
 from components import deps
 from tests.program import ROOT
@@ -139,8 +138,8 @@ def test_file_names_the_build_arg_cannot_carry_are_refused(tmp_path: Path) -> No
 # --- through the program: build args, and one config error before any resource -------------
 
 
-def test_program_passes_the_reference_app_layout_to_the_build() -> None:
-    build = app_image(run("dev")).plain_inputs
+def test_program_passes_the_reference_app_layout_to_the_build(dev) -> None:
+    build = app_image(dev).plain_inputs
     assert build["buildArgs"]["DEP_KIND"] == "requirements"
     assert build["buildArgs"]["DEP_ENTRY"] == "requirements.txt"
     assert build["buildArgs"]["DEP_FILES"] == "requirements.txt"

@@ -1,6 +1,7 @@
 """Environment mapping (config `env` / `secretEnv`): a project's own variable names get literal
 text and stack values; secrets stay files (NAME_FILE) listed in DJANGOSTACK_SECRET_ENV for the
-product's entrypoint, and every app command starts with that entrypoint; each misuse fails the
+product's entrypoint, and every app command (the migration step's too) starts with that
+entrypoint; each misuse fails the
 preview naming the key, the entry and the fix."""
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import conftest
 import pytest
-from conftest import COMMAND, CONTAINER, PROD_SECRETS, SERVICE, app_image, run
+from conftest import (
+    CONTAINER,
+    DOCKER_SECRET,
+    PROD_TLS,
+    SERVICE,
+    app_image,
+    by_role,
+    env_of,
+    holder_files,
+    holder_of,
+    holders,
+    run,
+    step,
+)
 from test_config import failure
-from test_secrets import SECRETS, leaks, stdin_files, strings
-from test_stack import by_role
+from test_secrets import SECRETS, configurations, leaks, strings
 
 from components import config, renderers, stack
 from components.app import ENTRYPOINT, SECRET_ENV_VAR
@@ -44,8 +58,8 @@ MAPPED = {"env": ENV, "secretEnv": SECRET_ENV}
 SECRET_KEYS = {**SECRETS, "secretEnv": SECRET_ENV}
 RUNS = {
     "dev": ("dev", {}),
-    "prod": ("prod", {"tlsSelfSigned": True}),
-    "prod_containers": ("prod", {"tlsSelfSigned": True, "orchestrator": "containers"}),
+    "prod": ("prod", PROD_TLS),
+    "prod_containers": ("prod", {**PROD_TLS, "orchestrator": "containers"}),
 }
 
 
@@ -53,13 +67,6 @@ RUNS = {
 def result(request) -> ProgramResult:
     stack, settings = RUNS[request.param]
     return run(stack, {**settings, "env": ENV}, SECRET_KEYS)
-
-
-def env_of(r: Registration) -> dict[str, str]:
-    inputs = r.plain_inputs
-    if r.type == CONTAINER:
-        return dict(item.split("=", 1) for item in inputs.get("envs") or [])
-    return dict(inputs["taskSpec"]["containerSpec"].get("env") or {})
 
 
 def command_of(r: Registration) -> list[str]:
@@ -70,8 +77,7 @@ def command_of(r: Registration) -> list[str]:
 
 
 def migration(result: ProgramResult) -> Registration:
-    (job,) = [r for r in result.of_type(COMMAND) if r.name.endswith("migration-run")]
-    return job
+    return step(result, "-migration-run")
 
 
 def test_every_app_container_and_service_gets_the_mapped_names(result):
@@ -92,19 +98,26 @@ def test_every_app_container_and_service_gets_the_mapped_names(result):
         assert env["DATABASE_URL_FILE"] == renderers.secret_file("DATABASE_URL"), r.name
 
 
-def test_the_migration_job_gets_them_and_its_secrets_prologue_execs_the_entrypoint(result):
+def test_the_migration_step_gets_them_and_runs_through_the_entrypoint(result):
     job = migration(result)
-    environment = job.plain_inputs["environment"]
+    environment = env_of(job)
     assert environment["DB_HOST"] == "postgres"
     assert environment[SECRET_ENV_VAR] == "DB_PASSWORD DJANGO_SECRET_KEY SECRET_KEY SENTRY_DSN"
-    files = stdin_files(job)
+    for name in SECRET_ENV:
+        assert name not in environment
+        assert environment[f"{name}_FILE"] == renderers.secret_file(name)
+    files = holder_files(holder_of(result, job))
     assert files["DB_PASSWORD"] == SECRETS["postgresPassword"]
     assert files["DJANGO_SECRET_KEY"] == files["SECRET_KEY"] == SECRETS["djangoSecretKey"]
     assert files["SENTRY_DSN"] == SENTRY_DSN
-    # `sh -c <prologue> sh <command>`: the prologue writes the files, then execs the command,
-    # which starts with the entrypoint (it reads the files the prologue wrote).
-    create = job.plain_inputs["create"]
-    assert f"sh {ENTRYPOINT} python manage.py migrate --noinput" in create
+    # The entrypoint exports each DJANGOSTACK_SECRET_ENV name from its file, then execs.
+    assert job.plain_inputs["command"] == [
+        ENTRYPOINT,
+        "python",
+        "manage.py",
+        "migrate",
+        "--noinput",
+    ]
 
 
 def test_celery_and_its_health_check_start_with_the_entrypoint(result):
@@ -121,11 +134,11 @@ def test_celery_and_its_health_check_start_with_the_entrypoint(result):
         assert command_of(r) == [], r.name  # the image's CMD, which starts with the entrypoint
 
 
-def test_no_mapped_secret_in_any_configuration_only_in_files_stdin_or_docker_secrets(result):
-    registrations = result.of_type(CONTAINER) + result.of_type(SERVICE) + result.of_type(COMMAND)
+def test_no_mapped_secret_in_any_configuration_only_in_files_or_docker_secrets(result):
+    carrying = {h.urn for h in holders(result)}
     found = []
-    for r in registrations:
-        allowed = frozenset({"stdin"}) if r.type == COMMAND else frozenset()
+    for r in configurations(result):
+        allowed = frozenset({"uploads"}) if r.urn in carrying else frozenset()
         found += leaks(r, allowed)
         found += [
             f"{r.name}: {path}"
@@ -141,23 +154,30 @@ def test_no_mapped_secret_in_any_configuration_only_in_files_stdin_or_docker_sec
 
 
 def docker_secrets(result: ProgramResult) -> list[Registration]:
-    return result.of_type("docker:index/secret:Secret")
+    return result.of_type(DOCKER_SECRET)
 
 
 def policy_violations(result: ProgramResult) -> list[str]:
     policy = [p for p in rules.POLICIES if p.name == "no-secret-values-in-env"]
     resources = [
         rules.StackResource(r.type, r.name, r.urn, r.plain_inputs)
-        for r in result.of_type(CONTAINER) + result.of_type(SERVICE) + result.of_type(COMMAND)
+        for r in result.of_type(CONTAINER) + result.of_type(SERVICE)
     ]
     return [v.message for v in evaluate(resources, None, policy)]
 
 
-def test_the_policy_pack_accepts_the_mapping_and_still_catches_a_secret_literal(result):
+def test_the_policy_pack_accepts_the_mapping(result):
     # DJANGOSTACK_SECRET_ENV lists names (its own name says SECRET): not a secret value.
     assert policy_violations(result) == []
+
+
+def test_the_policy_pack_still_catches_a_secret_literal():
     leaky = run("dev", {"env": {"API_TOKEN": "tok-123"}})  # a plain literal under a secret name
-    assert any("sets API_TOKEN in its environment" in m for m in policy_violations(leaky))
+    messages = policy_violations(leaky)
+    assert any("sets API_TOKEN in its environment" in m for m in messages)
+    # On every app container and on the migration step alike.
+    flagged = {m.split("'")[1] for m in messages if "API_TOKEN" in m}
+    assert flagged >= {"djangostack-web", "djangostack-celery", "djangostack-migration-run"}
 
 
 def test_without_a_mapping_nothing_changes_in_the_environment(dev):
@@ -283,8 +303,8 @@ def test_every_stack_value_is_supplied_and_renders():
     }
     result = run(
         "prod",
-        {"tlsSelfSigned": True, "env": plain},
-        {**PROD_SECRETS, "secretEnv": {f"S_{n.upper()}": v for n, v in secret.items()}},
+        {**PROD_TLS, "env": plain},
+        {**conftest.SECRETS, "secretEnv": {f"S_{n.upper()}": v for n, v in secret.items()}},
     )
     env = env_of(by_role(result, "web")[0])
     assert env["V_URL"] == "https://localhost" and env["V_STATICURL"] == "/static/"
@@ -292,8 +312,8 @@ def test_every_stack_value_is_supplied_and_renders():
     assert env["V_CSRFTRUSTEDORIGINS"] == "https://localhost"
     assert env["V_REDISHOST"] == "redis" and env["V_REDISPORT"] == "6379"
     assert env["V_DOMAIN"] == "localhost"
-    files = stdin_files(migration(result))
-    assert files["S_SECRETKEY"] == PROD_SECRETS["djangoSecretKey"]
+    files = holder_files(holder_of(result, migration(result)))
+    assert files["S_SECRETKEY"] == conftest.SECRET_KEY
     assert files["S_DATABASEURL"].startswith("postgres://app:")
     assert files["S_POSTGRESPASSWORD"] in files["S_DATABASEURL"]
 

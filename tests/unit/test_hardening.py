@@ -74,12 +74,12 @@ def test_nginx_config_redirects_proxies_and_denies_metrics():
     conf = nginx_conf()
     assert "listen 8080" in conf and "listen 8443 ssl http2" in conf
     assert "return 301 https://$host$request_uri;" in conf
-    assert "resolver 127.0.0.11 valid=5s" in conf
+    assert "resolver 127.0.0.11 valid=1s" in conf  # below releaseDelay
     assert "set $web_upstream http://web:8000;" in conf and "proxy_pass $web_upstream;" in conf
     for header in (
         "X-Forwarded-Proto $scheme",
         "X-Forwarded-For $proxy_add_x_forwarded_for",
-        "Host $host",
+        "Host $http_host",  # with its port: CSRF origin checks
     ):
         assert f"proxy_set_header {header};" in conf
     metrics = conf.split("location = /metrics {", 1)[1].split("}", 1)[0]

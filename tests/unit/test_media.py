@@ -5,16 +5,23 @@ and archived by every pre-migration backup."""
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
-from conftest import COMMAND, CONTAINER, PROD_SECRETS, SERVICE, VOLUME, run
-from test_config import failure
+from conftest import (
+    CONTAINER,
+    PROD_TLS,
+    SERVICE,
+    VOLUME,
+    by_role,
+    failure,
+    holder_files,
+    holder_of,
+    run,
+    step,
+)
 from test_hardening import nginx_conf
 from test_project import shop
-from test_secrets import command, stdin_files
-from test_stack import by_role
 
 from components import app, project
 from tests.program import ROOT, ProgramResult, Registration
@@ -56,31 +63,30 @@ def test_media_url_is_read_like_static_url(tmp_path: Path) -> None:
     assert project.media_url(app_dir, "shop.settings.dev") == "/dev-media/"
 
 
-def nginx_files(result: ProgramResult) -> str:
-    """Every file the stack's file writers receive (nginx's conf among them), as one text."""
-    return json.dumps(
-        [stdin_files(c) for c in result.of_type(COMMAND) if c.plain_inputs.get("stdin")]
-    )
+def nginx_conf_of(result: ProgramResult) -> str:
+    """The nginx configuration the stack deploys (a file of nginx's holder)."""
+    (nginx,) = by_role(result, "nginx")
+    return holder_files(holder_of(result, nginx))["default.conf"]
 
 
 def test_a_project_without_media_url_gets_no_media_location(tmp_path: Path) -> None:
     app_dir = shop(tmp_path / "app")
     assert project.media_url(app_dir, "shop.settings.prod") == ""
-    settings = {"appDir": str(app_dir), "djangoSettingsModule": "", "tlsSelfSigned": True}
-    conf = nginx_files(run("prod", settings, PROD_SECRETS))
+    settings = {"appDir": str(app_dir), "djangoSettingsModule": "", **PROD_TLS}
+    conf = nginx_conf_of(run("prod", settings))
     assert "location /static/ {" in conf and "alias /srv/media/" not in conf
 
 
 def test_nginx_serves_media_under_the_projects_media_url(prod: ProgramResult) -> None:
     # The bundled app's MEDIA_URL.
-    assert "location ^~ /media/ {" in nginx_files(prod)
+    assert "location ^~ /media/ {" in nginx_conf_of(prod)
 
 
 def test_media_url_from_the_environment_fails_at_preview_naming_the_key(tmp_path: Path) -> None:
     prod = 'import os\nSTATIC_URL = "/static/"\nMEDIA_URL = os.environ["M"]\n'
     app_dir = shop(tmp_path / "app", **{"shop/settings/prod.py": prod})
-    settings = {"appDir": str(app_dir), "djangoSettingsModule": "", "tlsSelfSigned": True}
-    message = failure("prod", settings, PROD_SECRETS).message
+    settings = {"appDir": str(app_dir), "djangoSettingsModule": "", **PROD_TLS}
+    message = failure("prod", settings).message
     assert "djangostack:mediaUrl: cannot be detected: MEDIA_URL in shop.settings.prod" in message
     assert "Fix: pulumi config set mediaUrl /media/" in message
 
@@ -93,7 +99,7 @@ def test_media_url_from_the_environment_fails_at_preview_naming_the_key(tmp_path
     ],
 )
 def test_bad_media_url_is_a_config_problem(value: str, problem: str) -> None:
-    message = failure("prod", {"mediaUrl": value, "tlsSelfSigned": True}, PROD_SECRETS).message
+    message = failure("prod", {"mediaUrl": value, **PROD_TLS}).message
     assert problem in message and "Fix: pulumi config set mediaUrl /media/" in message
 
 
@@ -124,19 +130,22 @@ def test_nginx_mounts_the_media_volume_read_only(prod: ProgramResult) -> None:
 
 def test_the_migration_may_write_media_and_the_backup_archives_it(result: ProgramResult) -> None:
     name = media_volume(result).plain_inputs["name"]
-    migration = command(result, "-migration-run").plain_inputs["create"]
-    assert f"type=volume,source={name},target={app.MEDIA_DIR} " in migration + " "
-    backup = command(result, "-backup-run").plain_inputs["create"]
-    assert f"type=volume,source={name},target={app.MEDIA_DIR},readonly" in backup
-    assert f"tar -C {app.MEDIA_DIR} -cf" in backup
+    (mount,) = media_mounts(step(result, "-migration-run"))
+    assert mount["source"] == name and not mount.get("readOnly")
+    backup = step(result, "-backup-run")
+    (mount,) = media_mounts(backup)
+    assert mount["source"] == name and mount["readOnly"] is True
+    script = backup.plain_inputs["command"][-1]
+    assert f"tar -C {app.MEDIA_DIR} -cf" in script
     # Retention removes a dump's media archive with it.
-    assert "${old%.dump}.media.tar" in backup
+    assert "${old%.dump}.media.tar" in script
 
 
 def test_no_other_service_mounts_the_media_volume(result: ProgramResult) -> None:
-    roles = {"web", "celery", "nginx"}
+    allowed = [r for role in ("web", "celery", "nginx") for r in by_role(result, role)]
+    allowed += [step(result, "-migration-run"), step(result, "-backup-run")]
     for r in result.of_type(CONTAINER) + result.of_type(SERVICE):
-        if not any(r in by_role(result, role) for role in roles):
+        if r not in allowed:
             assert not media_mounts(r), r.name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import POSTGRES_PASSWORD, TLS_CERT
 
 from tests.program import ROOT
 
@@ -31,5 +32,6 @@ def test_outputs_match_the_documented_contract(stack, request):
 
 
 def test_secret_outputs_hold_the_real_value(prod):
-    assert prod.outputs["databaseUrl"].startswith("postgres://app:")
-    assert "@postgres:5432/app" in prod.outputs["databaseUrl"]
+    assert prod.outputs["databaseUrl"] == f"postgres://app:{POSTGRES_PASSWORD}@postgres:5432/app"
+    # The certificate nginx serves: the configured file's content.
+    assert prod.outputs["tlsCertificate"] == TLS_CERT

@@ -1,76 +1,37 @@
 """The program's own resources, for every stack, pass every policy of the pack: the policies run
-on the inputs the program registers (under mocks), exactly as `pulumi preview --policy-pack`
-would hand them over, so a change that weakens the hardening fails here before review."""
+on the inputs the program registers (under the fake engine), as `pulumi preview --policy-pack`
+hands them over, so a change that weakens the hardening fails here before review."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import pulumi
 import pytest
+from conftest import PROD_TLS, holders, run, steps
 
+from components import hardening
 from policy import rules
 from policy.evaluate import evaluate
-from tests.program import ProgramResult, run_program
+from tests.program import ProgramResult
 
-SECRET_KEY = "policy-test-" + "k7Qx9Lm2Rt5Vw8Zb" * 4
-DIGEST = "sha256:" + "d" * 64
 # Policy config as shipped for the real engines (policy/config.json).
 POLICY_CONFIG = {rules.DAEMON_NNP_KEY: True}
+PROD = {**PROD_TLS, "publicBindAddress": "192.0.2.10"}
 STACKS = {
-    "dev": ({}, []),
-    "prod": (
-        {
-            "djangoSecretKey": SECRET_KEY,
-            "tlsSelfSigned": "true",
-            "publicBindAddress": "192.0.2.10",
-        },
-        ["djangoSecretKey"],
-    ),
-    "prod-with-registry": (
-        {
-            "djangoSecretKey": SECRET_KEY,
-            "tlsSelfSigned": "true",
-            "publicBindAddress": "192.0.2.10",
-            "registry": "registry.example.com:5000",
-        },
-        ["djangoSecretKey"],
-    ),
+    "dev": ("dev", {}),
+    "prod": ("prod", PROD),
+    "prod-containers": ("prod", {**PROD, "orchestrator": "containers", "monitoring": True}),
+    "prod-with-registry": ("prod", {**PROD, "registry": "registry.example.com:5000"}),
 }
 EXPECTED_ROLES = {
-    "dev": {"web", "celery", "postgres", "redis"},
-    "prod": {"web", "celery", "postgres", "redis", "nginx"},
+    "dev": {"web", "celery", "postgres", "redis", "job"},
+    "prod": {"web", "celery", "postgres", "redis", "nginx", "job"},
 }
-
-
-# Outputs (beyond the echoed inputs) the program reads from other providers' resources.
-COMPUTED_OUTPUTS = {
-    "random:index/randomPassword:RandomPassword": {"result": "mock-password-0123456789"},
-    "tls:index/privateKey:PrivateKey": {"privateKeyPem": "mock-key-pem"},
-    "tls:index/selfSignedCert:SelfSignedCert": {"certPem": "mock-cert-pem"},
-    "command:local:Command": {"stdout": ""},
-}
-
-
-class EchoMocks(pulumi.runtime.Mocks):
-    """Every resource echoes its inputs; images report the outputs docker-build would."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        state = dict(args.inputs) | COMPUTED_OUTPUTS.get(args.typ, {})
-        if args.typ == rules.IMAGE:
-            tag = (args.inputs.get("tags") or [f"{args.name}:mock"])[0]
-            pushed = bool(args.inputs.get("push"))
-            state |= {"digest": DIGEST, "ref": f"{tag}@{DIGEST}" if pushed else tag}
-        return f"{args.name}-id", state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
 
 
 def _violations(result: ProgramResult) -> list[str]:
     records = [
-        rules.StackResource(r.type, r.name, r.urn, r.plain_inputs)
+        rules.StackResource(r.type, r.name, r.urn, r.plain_inputs, r.property_dependencies)
         for r in result.resources
         if r.custom
     ]
@@ -78,11 +39,10 @@ def _violations(result: ProgramResult) -> list[str]:
 
 
 @functools.cache
-def run(variant: str) -> ProgramResult:
+def program(variant: str) -> ProgramResult:
     """The program's registrations for one stack variant (run once per test session)."""
-    config, secret_keys = STACKS[variant]
-    stack = variant.split("-", 1)[0]
-    return run_program(EchoMocks(), stack, config, secret_keys, timeout=120)
+    stack, config = STACKS[variant]
+    return run(stack, config)
 
 
 def _workloads(result: ProgramResult) -> list[rules.Workload]:
@@ -92,18 +52,36 @@ def _workloads(result: ProgramResult) -> list[rules.Workload]:
 
 @pytest.mark.parametrize("variant", sorted(STACKS))
 def test_program_resources_pass_every_policy(variant):
-    result = run(variant)
-    # The policies really saw the stack's services (not an empty or renamed resource set).
+    result = program(variant)
+    # The policies really saw the stack's services and steps (not an empty or renamed set).
     roles = {w.role for w in _workloads(result)}
     assert EXPECTED_ROLES[variant.split("-", 1)[0]] <= roles
     assert _violations(result) == []
 
 
+def test_steps_are_one_shot_workloads_and_holders_are_none():
+    """One-shot steps are held to every rule (but a health check); the holders, created only
+    to receive files and never started, are not workloads."""
+    result = program("prod-containers")
+    views = {w.name: w for w in _workloads(result)}
+    jobs = steps(result)
+    assert jobs
+    for job in jobs:
+        assert views[job.name].one_shot and views[job.name].role == "job"
+    found = holders(result)
+    assert found
+    for holder in found:
+        assert holder.name not in views
+        assert rules.never_started(holder.type, holder.plain_inputs)
+    assert hardening.HOLDER_ROLE not in {w.role for w in views.values()}
+
+
 def test_prod_with_a_registry_runs_the_pushed_image_by_digest():
-    app_images = {
-        w.image for w in _workloads(run("prod-with-registry")) if w.role in ("web", "celery")
-    }
+    result = program("prod-with-registry")
+    app_images = {w.image for w in _workloads(result) if w.role in ("web", "celery", "job")}
     assert app_images, "no web/celery workload found"
+    app_images.discard("postgres:16-bookworm")  # the backup step runs the Postgres image
     for image in app_images:
         repository, _, digest = rules.split_image_ref(image)
-        assert repository.startswith("registry.example.com:5000/") and digest == DIGEST, image
+        assert repository == "registry.example.com:5000/djangostack/web", image
+        assert digest == result.outputs["imageDigest"], image

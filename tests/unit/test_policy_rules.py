@@ -4,12 +4,16 @@ fix, and accepts a hardened one. The policies run exactly as the Pulumi engine c
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+from test_hardening import GOOD
 
+from components import hardening
+from components.spec import Capability
 from policy import rules
 from policy.evaluate import evaluate
 
@@ -325,6 +329,84 @@ def test_datastores_only_on_internal_networks(role):
     )
 
 
+@pytest.mark.parametrize("role", ["postgres", "redis"])
+def test_datastores_attached_by_id_are_known_by_the_network_they_came_from(role):
+    """The program attaches containers by network id (a replaced network is a new id): the
+    rule finds the Network through the attachment's property dependency."""
+    networks = [rules.StackResource(t, n, urn("prod", t, n), p) for t, n, p in NETWORKS]
+    by_name = {r.name: r.urn for r in networks}
+
+    def messages(depends_on: list[str]) -> list[str]:
+        props = broken(hardened_container(role), "networksAdvanced", [{"name": "a-network-id"}])
+        container = rules.StackResource(
+            rules.CONTAINER,
+            role,
+            urn("prod", rules.CONTAINER, role),
+            props,
+            {"networksAdvanced": tuple(by_name[n] for n in depends_on)},
+        )
+        return [m for _, m in rules.check_internal_networks([*networks, container])]
+
+    assert messages(["backend"]) == []
+    (public,) = messages(["frontend"])
+    assert "'prod-frontend', which is not internal" in public
+    (unknown,) = messages([])
+    assert "'a-network-id', which is not a Network of this stack" in unknown
+
+
 def test_web_may_join_the_public_network():
     web = broken(hardened_container("web"), "networksAdvanced", [{"name": "prod-frontend"}])
     assert stack_violations([*NETWORKS, (rules.CONTAINER, "web", web)]) == []
+
+
+def holder() -> dict[str, Any]:
+    """A files holder as components/renderers.py creates it: never started, so nothing of a
+    running container's hardening applies (no user: Docker would look it up on the host; a
+    writable root: Docker copies uploads only into one)."""
+    return {
+        "image": "djangostack/web:latest",
+        "start": False,
+        "mustRun": False,
+        "networkMode": "none",
+        "command": ["true"],
+        "capabilities": {"drops": ["ALL"]},
+        "mounts": [{"type": "volume", "source": "prod-web-files", "target": "/files"}],
+        "uploads": [{"file": "/files/SECRET_KEY", "content": "x", "permissions": "0444"}],
+        "labels": labels(hardening.HOLDER_ROLE),
+    }
+
+
+def test_a_holder_that_never_starts_is_no_workload():
+    assert rules.workload(rules.CONTAINER, "web-files", "urn", holder()) is None
+    for policy in ALL_RESOURCE_POLICIES:
+        assert violations(policy.name, rules.CONTAINER, holder(), config=NNP_CONFIG) == [], policy
+    # Exempt only when it is both labelled a holder and never started.
+    for props in (
+        broken(holder(), "start", True),
+        broken(holder(), "start", ...),  # Docker's default: started
+        broken(holder(), "labels", labels("web")),
+    ):
+        found = violations("read-only-root", rules.CONTAINER, props, name="web-files")
+        assert found and "writable root" in found[0], props
+
+
+@pytest.mark.parametrize("capability", sorted(hardening.ALLOWED_CAPABILITIES))
+def test_the_pack_allows_exactly_the_programs_capabilities(capability):
+    # One list (components/hardening.py) for the program's check and the pack.
+    assert rules.ALLOWED_CAPABILITIES is hardening.ALLOWED_CAPABILITIES
+    props = broken(hardened_container(), "capabilities.adds", [capability])
+    assert violations("drop-all-capabilities", rules.CONTAINER, props) == []
+    reason = hardening.ALLOWED_CAPABILITIES[capability]
+    spec = dataclasses.replace(GOOD, capabilities=(Capability(capability, reason),))
+    assert hardening.check(spec) == []
+
+
+def test_a_capability_off_the_list_is_refused_by_the_pack_and_the_program():
+    assert "SYS_ADMIN" not in hardening.ALLOWED_CAPABILITIES
+    props = broken(hardened_container(), "capabilities.adds", ["SYS_ADMIN"])
+    (message,) = violations("drop-all-capabilities", rules.CONTAINER, props)
+    assert "ALLOWED_CAPABILITIES in components/hardening.py" in message
+    for name, reason in hardening.ALLOWED_CAPABILITIES.items():
+        assert f"{name} ({reason})" in message
+    spec = dataclasses.replace(GOOD, capabilities=(Capability("SYS_ADMIN", "mounts"),))
+    assert hardening.check(spec) == ["capability SYS_ADMIN is not on the allow-list"]

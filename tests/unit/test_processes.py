@@ -7,32 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import CONTAINER, NETWORK, PROD_SECRETS, SERVICE, run
-from test_config import failure
-from test_stack import by_role
+from conftest import CONTAINER, NETWORK, PROD_TLS, SERVICE, by_role, failure, network_names, run
 
 from components.app import ENTRYPOINT
 from tests.program import ProgramResult, Registration
 
-PROD = {"tlsSelfSigned": True}
 HEALTH = ["CMD", "python", "-c", "print('ok')"]
 TICKER = {"command": ["python", "manage.py", "tick"], "health": HEALTH}
 
 
 def prod(processes: dict[str, Any], **extra: Any) -> ProgramResult:
-    return run("prod", {**PROD, "processes": processes, **extra}, PROD_SECRETS)
+    return run("prod", {**PROD_TLS, "processes": processes, **extra})
 
 
 def service(result: ProgramResult, docker_name: str) -> Registration:
     (found,) = [s for s in result.of_type(SERVICE) if s.plain_inputs["name"] == docker_name]
     return found
-
-
-def networks_of(result: ProgramResult, registration: Registration) -> set[str]:
-    """Docker names of the networks a service is attached to (it attaches by id)."""
-    by_id = {n.id: n.plain_inputs["name"] for n in result.of_type(NETWORK)}
-    attached = registration.plain_inputs["taskSpec"]["networksAdvanceds"]
-    return {by_id[n["id"]] for n in attached}
 
 
 @pytest.mark.parametrize(
@@ -98,7 +88,7 @@ def networks_of(result: ProgramResult, registration: Registration) -> set[str]:
     ],
 )
 def test_bad_processes_fail_before_any_resource(processes, path, what, fix):
-    message = failure("prod", {**PROD, "processes": processes}, PROD_SECRETS).message
+    message = failure("prod", {**PROD_TLS, "processes": processes}).message
     line = next((x for x in message.splitlines() if f"djangostack:{path}: " in x), None)
     assert line is not None, message
     assert what in line and "Fix: pulumi " in line and fix in line, line
@@ -106,7 +96,7 @@ def test_bad_processes_fail_before_any_resource(processes, path, what, fix):
 
 def test_every_bad_process_is_reported_at_once():
     processes = {"a": {"replicas": 0}, "b": {**TICKER, "singleton": "no"}}
-    message = failure("prod", {**PROD, "processes": processes}, PROD_SECRETS).message
+    message = failure("prod", {**PROD_TLS, "processes": processes}).message
     for path in ("a.command[0]", "a.replicas", "a.health[0]", "b.singleton"):
         assert f"djangostack:processes.{path}: " in message
 
@@ -184,10 +174,10 @@ def test_only_opted_in_processes_join_the_egress_network():
     assert networks["djangostack-prod-backend"]["internal"] is True
     fetcher = service(result, "djangostack-prod-fetcher")
     ticker = service(result, "djangostack-prod-ticker")
-    assert networks_of(result, fetcher) == {"djangostack-prod-backend", "djangostack-prod-egress"}
-    assert networks_of(result, ticker) == {"djangostack-prod-backend"}
+    assert network_names(result, fetcher) == {"djangostack-prod-backend", "djangostack-prod-egress"}
+    assert network_names(result, ticker) == {"djangostack-prod-backend"}
     for web in by_role(result, "web"):
-        assert "djangostack-prod-egress" not in networks_of(result, web)
+        assert "djangostack-prod-egress" not in network_names(result, web)
 
 
 def test_no_egress_network_unless_a_process_opts_in(prod):

@@ -4,19 +4,26 @@ they cannot be found; the program passes them to the build, the containers and C
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import COMMAND, CONTAINER, IMAGE, PROD_SECRETS, app_image, run
-from test_config import failure
+from conftest import (
+    CONTAINER,
+    IMAGE,
+    PROD_TLS,
+    app_image,
+    by_role,
+    failure,
+    holder_files,
+    holder_of,
+    run,
+)
 from test_deps import write
-from test_secrets import stdin_files
-from test_stack import by_role
 
 from components import app, config, deps, project
 from components.app import ENTRYPOINT
+from components.buildcontext import ignore_patterns, ignored
 from tests.program import ROOT
 
 MANAGE = 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "{}")\n'
@@ -98,8 +105,7 @@ def test_reference_app_is_detected() -> None:
 # --- through the program ---------------------------------------------------------------------
 
 
-def test_stack_files_choose_the_bundled_apps_settings_per_stack() -> None:
-    dev = run("dev")
+def test_stack_files_choose_the_bundled_apps_settings_per_stack(dev) -> None:
     assert app_image(dev).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
         "config.settings.development"
     )
@@ -113,9 +119,9 @@ def test_detected_names_reach_the_build_the_containers_and_celery(tmp_path: Path
         "appDir": str(app),
         "djangoSettingsModule": "",  # the stack file's value would win over detection
         "orchestrator": "containers",
-        "tlsSelfSigned": True,
+        **PROD_TLS,
     }
-    result = run("prod", settings, PROD_SECRETS)
+    result = run("prod", settings)
     assert app_image(result).plain_inputs["buildArgs"]["DJANGO_SETTINGS_MODULE"] == (
         "shop.settings.prod"
     )
@@ -139,13 +145,13 @@ def test_overrides_win_over_detection(tmp_path: Path) -> None:
 
 def test_no_default_worker_without_a_celery_app(tmp_path: Path) -> None:
     app = shop(tmp_path / "app")
-    settings = {"appDir": str(app), "djangoSettingsModule": "", "tlsSelfSigned": True}
-    result = run("prod", settings, PROD_SECRETS)
+    settings = {"appDir": str(app), "djangoSettingsModule": "", **PROD_TLS}
+    result = run("prod", settings)
     assert by_role(result, "celery") == []
     assert result.outputs["celeryNames"] == []
     assert result.outputs["processNames"] == {}
     # `celeryApp` set explicitly still runs the worker (the project's app lives elsewhere).
-    forced = run("prod", {**settings, "celeryApp": "shop"}, PROD_SECRETS)
+    forced = run("prod", {**settings, "celeryApp": "shop"})
     (celery,) = by_role(forced, "celery")
     assert celery.plain_inputs["name"] == "djangostack-prod-celery"
     assert celery.plain_inputs["taskSpec"]["containerSpec"]["args"][:4] == [
@@ -158,9 +164,7 @@ def test_no_default_worker_without_a_celery_app(tmp_path: Path) -> None:
 
 def test_undetectable_settings_fail_at_preview_naming_the_key(tmp_path: Path) -> None:
     app = shop(tmp_path / "app", None)
-    message = failure(
-        "prod", {"appDir": str(app), "djangoSettingsModule": ""}, PROD_SECRETS
-    ).message
+    message = failure("prod", {"appDir": str(app), "djangoSettingsModule": ""}).message
     assert (
         "djangostack:djangoSettingsModule: cannot be detected: no os.environ.setdefault"
         "('DJANGO_SETTINGS_MODULE', ...) in manage.py, */wsgi.py or */asgi.py; set it. "
@@ -199,13 +203,13 @@ def test_support_image_is_built_first_and_passed_to_the_app_build(dev, prod) -> 
         assert support.plain_inputs["load"] is True
 
 
-def test_web_probes_the_images_health_endpoint_unless_health_path_is_set() -> None:
+def test_web_probes_the_images_health_endpoint_unless_health_path_is_set(dev) -> None:
     wrapper = (ROOT / "docker" / "support" / "djangostack_wsgi.py").read_text()
     assert f'HEALTH_PATH = "{app.HEALTH_PATH}"' in wrapper  # one path, wrapper and probes
-    for settings, path in (({}, app.HEALTH_PATH), ({"healthPath": "/ping/"}, "/ping/")):
-        for web in by_role(run("dev", settings), "web"):
-            probe = " ".join(web.plain_inputs["healthcheck"]["tests"])
-            assert f"'http://127.0.0.1:8000{path}'" in probe
+    for result, path in ((dev, app.HEALTH_PATH), (run("dev", {"healthPath": "/ping/"}), "/ping/")):
+        (web,) = by_role(result, "web")
+        probe = " ".join(web.plain_inputs["healthcheck"]["tests"])
+        assert f"'http://127.0.0.1:8000{path}'" in probe
 
 
 def test_health_path_must_be_a_path() -> None:
@@ -243,12 +247,11 @@ def test_static_url_from_the_environment_is_reported(tmp_path: Path) -> None:
 
 def test_nginx_serves_static_files_under_the_projects_static_url(tmp_path: Path) -> None:
     app = shop(tmp_path / "app", **{"shop/settings/prod.py": 'STATIC_URL = "/s/"\n'})
-    settings = {"appDir": str(app), "djangoSettingsModule": "", "tlsSelfSigned": True}
-    result = run("prod", settings, PROD_SECRETS)
-    # The nginx conf reaches its files volume on the writer job's stdin.
-    rendered = json.dumps(
-        [stdin_files(c) for c in result.of_type(COMMAND) if c.plain_inputs.get("stdin")]
-    )
+    settings = {"appDir": str(app), "djangoSettingsModule": "", **PROD_TLS}
+    result = run("prod", settings)
+    # The nginx conf reaches nginx's files volume through its holder.
+    (nginx,) = by_role(result, "nginx")
+    rendered = holder_files(holder_of(result, nginx))["default.conf"]
     assert "location /s/ {" in rendered
     assert "location /static/ {" not in rendered
 
@@ -256,7 +259,7 @@ def test_nginx_serves_static_files_under_the_projects_static_url(tmp_path: Path)
 def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> None:
     app = shop(tmp_path / "app", **{"shop/settings/prod.py": ""})
     settings = {"appDir": str(app), "djangoSettingsModule": ""}
-    message = failure("prod", settings, PROD_SECRETS).message
+    message = failure("prod", settings).message
     assert "djangostack:staticUrl: cannot be detected: no STATIC_URL" in message
     assert "Fix: pulumi config set staticUrl /static/" in message
     dev = {**settings, "djangoSettingsModule": "shop.settings.prod"}
@@ -267,19 +270,44 @@ def test_missing_static_url_fails_at_preview_naming_the_key(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("files", "minor"),
+    ("files", "minor", "source"),
     [
-        ({".python-version": "3.12.4\n"}, "3.12"),
-        ({"runtime.txt": "python-3.11.9\n"}, "3.11"),
-        ({"pyproject.toml": '[project]\nrequires-python = ">=3.12"\n'}, "3.13"),
-        ({"pyproject.toml": '[project]\nrequires-python = ">=3.10,<3.13"\n'}, "3.12"),
-        ({"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.14"\n'}, "3.14"),
-        ({"pyproject.toml": '[tool.poetry.dependencies]\npython = "~3.11"\n'}, "3.11"),
+        ({".python-version": "3.12.4\n"}, "3.12", ".python-version"),
+        ({"runtime.txt": "python-3.11.9\n"}, "3.11", "runtime.txt"),
+        ({"pyproject.toml": '[project]\nrequires-python = ">=3.12"\n'}, "3.13", "pyproject.toml"),
+        (
+            {"pyproject.toml": '[project]\nrequires-python = ">=3.10,<3.13"\n'},
+            "3.12",
+            "pyproject.toml",
+        ),
+        (
+            {"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.14"\n'},
+            "3.14",
+            "pyproject.toml",
+        ),
+        (
+            {"pyproject.toml": '[tool.poetry.dependencies]\npython = "~3.11"\n'},
+            "3.11",
+            "pyproject.toml",
+        ),
         # .python-version wins over pyproject's range
         (
             {".python-version": "3.12\n", "pyproject.toml": '[project]\nrequires-python=">=3.10"'},
             "3.12",
+            ".python-version",
         ),
+    ],
+)
+def test_the_python_the_project_names_is_detected(
+    tmp_path: Path, files: dict[str, str], minor: str, source: str
+) -> None:
+    assert project.python_version(shop(tmp_path, **files)) == (minor, source)
+
+
+@pytest.mark.parametrize(
+    ("files", "minor"),
+    [
+        ({"pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.14"\n'}, "3.14"),
         ({}, "3.13"),  # nothing said: the default
     ],
 )
@@ -287,6 +315,7 @@ def test_base_image_follows_the_python_the_project_names(
     tmp_path: Path, files: dict[str, str], minor: str
 ) -> None:
     app = shop(tmp_path / "app", **files)
+    assert project.python_version(app) == ((minor, "pyproject.toml") if files else None)
     result = run("dev", {"appDir": str(app), "djangoSettingsModule": ""})
     assert app_image(result).plain_inputs["buildArgs"]["BASE_IMAGE"] == f"python:{minor}-slim"
 
@@ -339,3 +368,42 @@ def test_preview_describes_what_it_found_in_the_project() -> None:
         "(uv.lock); settings shop.settings.prod; Celery app none; STATIC_URL /assets/; "
         "MEDIA_URL none; processes ticker"
     )
+
+
+# --- migrations: named in the migration step's labels ------------------------------------------
+
+
+def context_filter(app_dir: Path):
+    patterns = ignore_patterns(app_dir)
+    return lambda rel: ignored(rel, patterns)
+
+
+def test_migrations_are_the_projects_own_as_the_build_context_holds_them(tmp_path: Path) -> None:
+    site_packages = "lib/python3.12/site-packages/django/contrib/auth/migrations"
+    app = write(
+        tmp_path,
+        {
+            ".dockerignore": "legacy/\n",
+            "manage.py": MANAGE.format("shop.settings"),
+            "shop/migrations/__init__.py": "",
+            "shop/migrations/0002_price.py": "",
+            "shop/migrations/0001_initial.py": "",
+            "shop/migrations/helpers.py": "",  # not a migration
+            "shop/orders/migrations/0001_initial.py": "",
+            "legacy/migrations/0001_initial.py": "",  # not sent to the build
+            # Virtualenvs inside the project (not in .dockerignore): third-party migrations.
+            f".venv/{site_packages}/0001_initial.py": "",
+            f"venv/{site_packages}/0001_initial.py": "",
+        },
+    )
+    assert project.migrations(app, context_filter(app)) == {
+        "shop": ("0001_initial", "0002_price"),
+        "shop.orders": ("0001_initial",),
+    }
+
+
+def test_the_bundled_apps_migrations() -> None:
+    app = ROOT / "app"
+    assert project.migrations(app, context_filter(app)) == {
+        "core": ("0001_initial", "0002_task_attempt_demo_effect")
+    }
