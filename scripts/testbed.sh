@@ -35,7 +35,9 @@ apt_install() {
 }
 
 install_packages() {
-  apt_install docker.io ca-certificates curl
+  # A host whose engine already answers (Docker's own packages, a CI runner) keeps it.
+  docker info >/dev/null 2>&1 || apt_install docker.io
+  apt_install ca-certificates curl
   # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest),
   # testssl.sh (TLS scan of the prod stack's nginx).
   [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh
@@ -138,19 +140,59 @@ build_standin() {  # name, tag, Debian suite of its base, base hash
     --build-arg BASE="djangostack-testbed/debian:$suite" "$RECIPES/$name" >/dev/null
 }
 
-main() {
-  install_packages "${1:-}"
-  start_docker
-  install_buildx
-  init_swarm
-  # `engine`: what a deploy host needs (engine, BuildKit, swarm); no test stand-ins.
-  [ "${1:-}" = engine ] && return 0
+build_standins() {
   local bookworm trixie
   bookworm=$(build_debian_base bookworm)
   trixie=$(build_debian_base trixie)
   # python:3.13 stands in for python:3.13-slim (Debian 13): current Django needs Python >= 3.12.
   build_standin python 3.13 trixie "$trixie"
   for name in postgres redis nginx prometheus; do build_standin "$name" latest bookworm "$bookworm"; done
+}
+
+declared_default() {  # the default of a Pulumi.yaml config key
+  awk -v key="  $1:" '$0 == key {found = 1} found && $1 == "default:" {print $2; exit}' "$ROOT/Pulumi.yaml"
+}
+
+# With no container registry reachable (an offline host), the stack's default images cannot be
+# pulled: the local stand-ins are tagged with those references instead, so a deploy with the
+# defaults runs here. A host that reaches the registry pulls the real images; nothing is tagged.
+tag_standins_as_defaults() {
+  local code
+  code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null || true)
+  [ "$code" = 000 ] || [ -z "$code" ] || return 0
+  local pairs=(
+    "python:3.13|python:3.13-slim"
+    "postgres:latest|$(declared_default postgresImage)"
+    "redis:latest|$(declared_default redisImage)"
+    "nginx:latest|$(declared_default nginxImage)"
+    "prometheus:latest|$(declared_default prometheusImage)"
+  )
+  local pair standin official built=0
+  for pair in "${pairs[@]}"; do
+    IFS='|' read -r standin official <<<"$pair"
+    docker image inspect "$official" >/dev/null 2>&1 && continue
+    if [ "$built" = 0 ]; then
+      apt_install debootstrap
+      build_standins
+      built=1
+    fi
+    docker tag "djangostack-testbed/$standin" "$official"
+    log "no registry reachable: $official is the local stand-in djangostack-testbed/$standin"
+  done
+}
+
+main() {
+  install_packages "${1:-}"
+  start_docker
+  install_buildx
+  init_swarm
+  # `engine`: what a deploy host needs (engine, BuildKit, swarm, images it cannot pull).
+  if [ "${1:-}" = engine ]; then
+    tag_standins_as_defaults
+    return 0
+  fi
+  build_standins
+  tag_standins_as_defaults
   log "ready: $(docker version -f 'engine {{.Server.Version}}'), buildx $(docker buildx version | awk '{print $2}')"
 }
 
