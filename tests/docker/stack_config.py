@@ -7,12 +7,14 @@ certificate, a unique name prefix, test secrets and the CA bundle of the TLS pro
 
 from __future__ import annotations
 
-import secrets
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from automation.deploy import make_self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = {
@@ -23,7 +25,6 @@ STAND_INS = {
     "prometheusImage": "djangostack-testbed/prometheus:latest",
 }
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-SECRET_KEYS = ("djangoSecretKey", "postgresPassword")
 
 
 def free_port() -> int:
@@ -39,26 +40,33 @@ def stack_file(stack: str) -> dict[str, Any]:
     return {key.split(":", 1)[1]: value for key, value in raw.items()}
 
 
-def config_for(stack: str, name_prefix: str, app_dir: Path | None = None) -> dict[str, Any]:
-    """Config for realizing `stack` (dev or prod) under `name_prefix` on this machine."""
+def config_for(
+    stack: str, name_prefix: str, app_dir: Path | None = None, tls_dir: Path | None = None
+) -> dict[str, Any]:
+    """Config for deploying `stack` (dev or prod) under `name_prefix` on this machine; prod
+    gets a self-signed pair for localhost in `tls_dir`, made as the deploy command makes one.
+    The secrets are generated on the first `up`, as the deploy command generates them."""
     config = {
         **stack_file(stack),
         **STAND_INS,
         "namePrefix": name_prefix,
         "caBundleFile": CA_BUNDLE,
-        "djangoSecretKey": secrets.token_urlsafe(64),
-        "postgresPassword": secrets.token_urlsafe(24),
     }
     if app_dir is not None:
         config["appDir"] = str(app_dir)
     if stack == "dev":
         config["devPort"] = free_port()
     else:
+        tls_dir = tls_dir or Path(tempfile.mkdtemp(prefix="djangostack-tls-"))
+        cert, key = tls_dir / "site.crt", tls_dir / "site.key"
+        if not cert.exists():
+            make_self_signed(cert, key, "localhost")
         config |= {
             "httpPort": free_port(),
             "httpsPort": free_port(),
             "publicBindAddress": "127.0.0.1",
-            "tlsSelfSigned": True,
+            "tlsCertFile": str(cert),
+            "tlsKeyFile": str(key),
             "webWorkers": 2,
             "celeryConcurrency": 1,
         }

@@ -1,6 +1,6 @@
-"""A Celery task whose worker dies mid-way runs again and takes effect once, on a realized prod
-stack (late acknowledgement, requeue on worker loss, Redis visibility timeout; see
-docs/operations.md, "Celery: tasks survive worker loss").
+"""A Celery task whose worker dies mid-way runs again and takes effect once, on a prod stack
+deployed by the Pulumi engine (late acknowledgement, requeue on worker loss, Redis visibility
+timeout; see docs/operations.md, "Celery: tasks survive worker loss").
 
 The task is `core.tasks.idempotent_demo`: it records each attempt, sleeps, then upserts its
 effect keyed by the caller's key. It is sent from a web task container, as the app sends
@@ -22,7 +22,7 @@ from typing import TypeVar
 import pytest
 from docker.models.containers import Container
 
-from tests.harness.fixtures import exec_python
+from tests.support.checks import exec_python
 from tests.support.prodstack import ProdStack, prod_stack
 
 TASK_SECONDS = 20  # long enough to be killed mid-way, whatever the machine's load
@@ -40,8 +40,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     overrides = {"env": {"CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_SECONDS)}}
     with prod_stack(
         tmp_path_factory.mktemp("durability"), "durab", overrides=overrides
-    ) as realized:
-        yield realized
+    ) as deployed:
+        yield deployed
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,7 @@ import pytest
 from conftest import INSTALL_STEP, step_cached
 
 from components import deps
-from tests.docker.stack_config import SECRET_KEYS, config_for
-from tests.harness import realize, teardown
-from tests.harness.teardown import leftovers
-from tests.program import ProgramFailed
+from tests.support.engine import DeployFailed, leftovers, new_stack
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUN_ID = secrets.token_hex(6)
@@ -120,18 +117,20 @@ def test_requirements_that_fail_to_install_stop_the_deploy_before_anything_runs(
     context = project_with("includes", tmp_path / "broken")
     with (context / "requirements" / "production.txt").open("a") as production:
         production.write("djangostack-no-such-distribution==1.0\n")
-    name = f"deps-fail-{RUN_ID}"
-    config = config_for("prod", name, context)
+    stack = new_stack(tmp_path / "stack", "deps-fail", "prod", source=context)
     try:
-        with pytest.raises(ProgramFailed) as failed:
-            realize(name, "prod", config, SECRET_KEYS, tmp_path / "state")
-        message = str(failed.value)
+        with pytest.raises(DeployFailed) as failed:
+            stack.up()
+        # Every Docker object waits for the image: nothing of the stack was created.
+        assert leftovers(stack.name, docker_client) == []
+        message = failed.value.output
+        assert "docker-build:index:Image (djangostack-image-build)" in message, message[-3000:]
+        # What the user reads in the engine's output: pip's error and the product's line.
         assert (
             "djangostack: installing the project's dependencies (requirements: "
             "requirements.txt) failed" in message
         ), message[-3000:]
         assert "pulumi config set requirementsFile" in message
         assert "djangostack-no-such-distribution" in message
-        assert leftovers(name, docker_client) == []
     finally:
-        teardown(name, docker_client)
+        stack.remove()

@@ -1,7 +1,8 @@
-"""The dev stack of the real program, realized from nothing on the local engine (issue 4):
-runserver answers, every container is hardened and healthy, a second realization touches
-nothing, a source edit on the host shows without a rebuild, teardown leaves nothing (tests run
-in file order against one realization)."""
+"""The dev stack deployed from nothing by the Pulumi engine on the local Docker engine: runserver
+answers, every container is hardened and healthy, a second `up` changes nothing, a source edit
+on the host shows without a rebuild, and `destroy` leaves nothing (dev protects no data).
+
+One stack per module; the tests run in file order."""
 
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ import docker
 import pytest
 import requests
 
-from tests.harness.stacks import (
-    assert_destroy_leaves_nothing,
-    assert_hardened_and_healthy,
-    assert_unchanged_realization_touches_nothing,
-    live_stack,
-)
+from tests.support.checks import assert_hardened_and_healthy, assert_second_up_changes_nothing
+from tests.support.engine import leftovers, new_stack
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +25,12 @@ def client() -> docker.DockerClient:
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    with live_stack("dev", tmp_path_factory.mktemp("dev")) as live:
-        live.first = live.realize()
-        yield live
+    stack = new_stack(tmp_path_factory.mktemp("dev"), "e2e-dev", "dev")
+    try:
+        stack.first = stack.up()
+        yield stack
+    finally:
+        stack.remove()
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,11 @@ def http() -> requests.Session:
     return session
 
 
+def dev_web(dev, client: docker.DockerClient):
+    (name,) = dev.first.outputs["webNames"]
+    return client.containers.get(name)
+
+
 def test_runserver_answers(dev, http, client) -> None:
     response = http.get(f"{dev.first.outputs['url']}/health/", timeout=10)
     assert response.status_code == 200
@@ -47,16 +52,12 @@ def test_runserver_answers(dev, http, client) -> None:
     assert "runserver" in " ".join(dev_web(dev, client).attrs["Config"]["Cmd"] or [])
 
 
-def dev_web(dev, client: docker.DockerClient):
-    return client.containers.get(dev.first.outputs["webNames"][0])
-
-
 def test_every_container_read_only_non_root_no_capabilities_and_healthy(dev, client) -> None:
     assert_hardened_and_healthy(dev, client, minimum=4)  # postgres, redis, web, celery
 
 
-def test_second_realization_of_an_unchanged_program_touches_nothing(dev, client) -> None:
-    assert_unchanged_realization_touches_nothing(dev, client)
+def test_second_up_of_an_unchanged_program_changes_nothing(dev, client) -> None:
+    assert_second_up_changes_nothing(dev, client)
 
 
 def test_source_edit_on_the_host_is_served_without_rebuild(dev, http, client) -> None:
@@ -71,5 +72,8 @@ def test_source_edit_on_the_host_is_served_without_rebuild(dev, http, client) ->
     assert dev_web(dev, client).image.id == image_before
 
 
-def test_teardown_leaves_nothing(dev) -> None:
-    assert_destroy_leaves_nothing(dev)
+def test_destroy_leaves_nothing(dev) -> None:
+    # Dev protects no volume: a plain `destroy` removes every object of the stack.
+    destroyed = dev.destroy(include_data=False)
+    assert destroyed.changes.get("delete", 0) > 0, destroyed.changes
+    assert leftovers(dev.name) == []

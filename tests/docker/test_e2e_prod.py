@@ -1,8 +1,9 @@
-"""The prod stack of the real program, realized from nothing on the local engine (issue 4).
+"""The prod stack deployed from nothing by the Pulumi engine on the local Docker engine.
 
-One realization per module; the tests run in file order: the site works, everything is
-hardened, an unchanged second realization touches nothing, a source change rolls forward
-keeping the data, and teardown leaves nothing."""
+One stack per module; the tests run in file order: the site works, everything is hardened, an
+unchanged second `up` changes nothing, a config-only change runs no deploy step, a source
+change rolls forward through exactly the release's resources keeping the data, and `destroy`
+keeps the protected data until told otherwise."""
 
 from __future__ import annotations
 
@@ -17,19 +18,18 @@ import pytest
 import requests
 import urllib3
 
-from tests.harness.fixtures import http_get_in
-from tests.harness.stacks import (
-    assert_destroy_leaves_nothing,
+from tests.support.checks import (
+    assert_destroy_keeps_data_then_removes_all,
     assert_hardened_and_healthy,
-    assert_unchanged_realization_touches_nothing,
-    live_stack,
+    assert_second_up_changes_nothing,
+    http_get_in,
 )
+from tests.support.engine import new_stack
 
 pytestmark = pytest.mark.slow
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
 IMAGE = "docker-build:index:Image"
-COMMAND = "command:local:Command"
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
 
@@ -41,10 +41,15 @@ def client() -> docker.DockerClient:
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
-    with live_stack("prod", tmp_path_factory.mktemp("prod")) as live:
-        live.config["monitoring"] = True  # Prometheus scraping the Swarm web tasks
-        live.first = live.realize()
-        yield live
+    # Prometheus scraping the Swarm web tasks, too.
+    stack = new_stack(
+        tmp_path_factory.mktemp("prod"), "e2e-prod", "prod", overrides={"monitoring": True}
+    )
+    try:
+        stack.first = stack.up()
+        yield stack
+    finally:
+        stack.remove()
 
 
 @pytest.fixture(scope="module")
@@ -210,46 +215,46 @@ def test_every_container_read_only_non_root_no_capabilities_and_healthy(prod, cl
     )  # postgres, redis, nginx, prometheus, 2 web tasks, 1 celery task
 
 
-def test_second_realization_of_an_unchanged_program_touches_nothing(prod, client) -> None:
-    assert_unchanged_realization_touches_nothing(prod, client)
+def test_second_up_of_an_unchanged_program_changes_nothing(prod, client) -> None:
+    assert_second_up_changes_nothing(prod, client)
 
 
-def test_config_only_change_runs_no_job(prod, client) -> None:
-    """A new `webWorkers` changes web's environment, and so the migration's, but runs neither
-    the migration nor the backup: a job runs only when its triggers (the image) change, so no
-    migration ever runs without the backup taken just before it."""
+def test_config_only_change_runs_no_deploy_step(prod, client) -> None:
+    """A new `webWorkers` (Gunicorn's, web's alone) updates web and nothing else: the backup and
+    the migration run only when what the migration runs with changes, and then together."""
     since = int(time.time()) - 1
-    prod.config["webWorkers"] += 1
-    changed = prod.realize()
+    changed = prod.up(webWorkers=prod.config["webWorkers"] + 1)
     until = int(time.time()) + 1
-    assert changed.events[(SERVICE, "djangostack-web")] == "updated"
-    assert changed.events[(COMMAND, "djangostack-migration-run")] == "updated"
-    assert changed.events[(COMMAND, "djangostack-backup-run")] == "unchanged"
+    touched = {key: op for key, op in changed.ops.items() if op != "same"}
+    assert touched == {(SERVICE, "djangostack-web"): "update"}, touched
     jobs = client.events(
         since=since,
         until=until,
         decode=True,
         filters={"type": "container", "event": "create", "label": "djangostack.role=job"},
     )
-    assert [event["Actor"]["Attributes"].get("image") for event in jobs] == []
+    assert [event["Actor"]["Attributes"].get("name") for event in jobs] == []
 
 
-def test_changed_source_rebuilds_migrates_and_rolls_web_and_celery(prod, site, client) -> None:
+def test_changed_source_updates_exactly_the_release(prod, site, client) -> None:
+    """A one-line source change: the image, the backup and the migration (one run key), the
+    static sync, web and the worker; nothing else (data services, networks, volumes)."""
     views = prod.app_dir / "core" / "views.py"
     views.write_text(views.read_text() + "\n# release 2\n")
     postgres_before = named(prod, client, "postgres").id
     redis_before = named(prod, client, "redis").id
-    changed = prod.realize()
-    events = changed.events
-    assert events[(IMAGE, "djangostack-image-build")] == "updated"
-    assert events[(COMMAND, "djangostack-migration-run")] in ("updated", "replaced")
-    assert events[(SERVICE, "djangostack-web")] == "updated"
-    assert events[(SERVICE, "djangostack-celery")] == "updated"
-    for key, action in events.items():
-        if key[0] in (VOLUME, NETWORK) or key[1].startswith(
-            ("djangostack-postgres", "djangostack-redis")
-        ):
-            assert action == "unchanged", key
+    changed = prod.up()
+    touched = {key for key, op in changed.ops.items() if op != "same"}
+    assert touched == {
+        (IMAGE, "djangostack-image-build"),
+        (CONTAINER, "djangostack-backup-run"),
+        (CONTAINER, "djangostack-migration-run"),
+        # The migration's files holder is a container of the release image.
+        (CONTAINER, "djangostack-migration-run-files"),
+        (CONTAINER, "djangostack-static-run"),
+        (SERVICE, "djangostack-web"),
+        (SERVICE, "djangostack-celery"),
+    }, sorted(touched)
     assert named(prod, client, "postgres").id == postgres_before
     assert named(prod, client, "redis").id == redis_before
     digest = changed.outputs["imageDigest"]
@@ -258,5 +263,5 @@ def test_changed_source_rebuilds_migrates_and_rolls_web_and_celery(prod, site, c
     assert "kept across releases" in [m["text"] for m in listed["messages"]]
 
 
-def test_teardown_leaves_nothing(prod) -> None:
-    assert_destroy_leaves_nothing(prod)
+def test_destroy_keeps_the_data_until_told_otherwise(prod) -> None:
+    assert_destroy_keeps_data_then_removes_all(prod)

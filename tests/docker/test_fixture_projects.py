@@ -10,9 +10,9 @@ their own variable names (`env`, `secretEnv`) and their background processes (`p
   compiled against libldap-dev.
 - pyproject: pyproject.toml + uv.lock (dev group kept out), flat layout, DATABASE_URL.
 
-Each is deployed through the program: a prod stack per project realized by the harness
-(HTTPS page, static files from nginx, migrations, healthy processes doing their work, an upload
-surviving a release), and the single-settings project in dev too.
+Each is deployed through the program by the Pulumi engine, with config alone: a prod stack per
+project (HTTPS page, static files from nginx, migrations, healthy processes doing their work, an
+upload surviving a release), and the single-settings project in dev too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +32,12 @@ from docker.models.containers import Container
 from test_image import wait_for
 
 from components import project
-from tests.docker.stack_config import SECRET_KEYS, config_for
-from tests.harness import LABEL, Realization, realize, teardown
-from tests.support.prodstack import ROLE_LABEL, ProdStack, prod_stack
+from components.hardening import ROLE_LABEL, STACK_LABEL
+from tests.support.engine import deployed
+from tests.support.prodstack import ProdStack, prod_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = ROOT / "tests" / "fixtures" / "projects"
-# secretEnv goes to the program as a secret, as `pulumi config set --secret --path` makes it.
-FIXTURE_SECRET_KEYS = (*SECRET_KEYS, "secretEnv")
 # Celery beat keeps its schedule in a file (on the /tmp tmpfs: the root is read-only) and
 # rewrites it about every 3 minutes (beat's sync_every) while it runs: not written for 400 s, beat
 # has stopped ticking.
@@ -245,7 +241,7 @@ def once_each(
 
 
 # ---------------------------------------------------------------------------------------------
-# Through the program: the stack realized by the harness (tests/harness) on the local engine.
+# Through the program: stacks deployed by the Pulumi engine on the local Docker engine.
 
 
 @dataclass
@@ -261,8 +257,7 @@ def deploy_prod(fixture: Fixture, workdir: Path) -> Iterator[Deployed]:
         workdir,
         f"fx-{fixture.name}",
         source=fixture.source,
-        overrides=fixture.stack_config(),
-        secret_keys=FIXTURE_SECRET_KEYS,
+        overrides=fixture.stack_config(),  # secretEnv is stored as a secret
     ) as stack:
         yield Deployed(fixture, stack)
 
@@ -310,7 +305,7 @@ def test_prod_migrations_applied(prod: Deployed) -> None:
 @pytest.mark.parametrize("fixture", WITH_PROCESSES, ids=fixture_id)
 def test_prod_processes_healthy_and_working(prod: Deployed) -> None:
     fixture, stack = prod.fixture, prod.stack
-    # Each process's containers carry its name as their role (like web and celery today).
+    # Each process type's containers carry its name (label djangostack.process).
     for name, spec in fixture.processes.items():
         stack.wait_healthy(name, int(spec.get("replicas", 1)))
     assert_processes_work(fixture, stack.psql)
@@ -319,7 +314,9 @@ def test_prod_processes_healthy_and_working(prod: Deployed) -> None:
 @pytest.mark.parametrize("fixture", [PYPROJECT], ids=fixture_id)
 def test_prod_without_processes_runs_web_only(prod: Deployed) -> None:
     # processes = {}: no default Celery worker either (pollster/ has no Celery app).
-    running = prod.stack.client.containers.list(filters={"label": f"{LABEL}={prod.stack.name}"})
+    running = prod.stack.client.containers.list(
+        filters={"label": f"{STACK_LABEL}={prod.stack.name}"}
+    )
     roles = {container.labels.get(ROLE_LABEL) for container in running}
     assert "web" in roles
     # Besides web only the backing services (and a one-shot job still finishing), no worker.
@@ -352,7 +349,7 @@ def test_prod_upload_survives_a_release(prod: Deployed) -> None:
 
     # A new release: a new image (build arg VERSION), web and every process roll to it.
     image_before = web_image(stack)
-    stack.realize(imageTag="1.0.1")
+    stack.up(imageTag="1.0.1")
     assert web_image(stack) != image_before
     after = stack.get(media_url)
     assert after.status_code == 200 and after.content == content
@@ -363,34 +360,28 @@ def web_image(stack: ProdStack) -> str:
     return stack.service("web").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
 
-@contextlib.contextmanager
-def dev_stack(workdir: Path, fixture: Fixture, **env: str) -> Iterator[Realization]:
-    """The dev stack of a private copy of `fixture`, realized once, torn down on exit."""
-    name = f"fx-dev-{fixture.name}-{uuid.uuid4().hex[:6]}"
-    app_dir = Path(shutil.copytree(fixture.source, workdir / "app"))
-    config = {**config_for("dev", name, app_dir), **fixture.stack_config(**env)}
-    try:
-        yield realize(name, "dev", config, FIXTURE_SECRET_KEYS, workdir / "state")
-    finally:
-        teardown(name)
-
-
 def test_single_settings_project_in_dev(tmp_path: Path, docker_client: docker.DockerClient) -> None:
     fixture = SINGLE_SETTINGS
     # Its own development switches: DEBUG on (runserver serves static files), no HTTPS redirect.
-    with dev_stack(tmp_path, fixture, DEBUG="1", SECURE_SSL_REDIRECT="0") as dev:
+    with deployed(
+        tmp_path,
+        f"fx-dev-{fixture.name}",
+        "dev",
+        source=fixture.source,
+        overrides=fixture.stack_config(DEBUG="1", SECURE_SSL_REDIRECT="0"),
+    ) as dev:
         url = dev.outputs["url"]
         session = requests.Session()
         session.trust_env = False
         home = session.get(url + "/", timeout=10)
         assert home.status_code == 200, home.text[-2000:]
         assert f"<h1>{fixture.heading}</h1>" in home.text
-        static_url = project.static_url(tmp_path / "app", fixture.settings)
+        static_url = project.static_url(dev.app_dir, fixture.settings)
         css = session.get(url + static_url + fixture.static_file, timeout=10)
         assert css.status_code == 200
         assert css.text == (fixture.source / "board" / "static" / fixture.static_file).read_text()
         (db,) = docker_client.containers.list(
-            filters={"label": [f"{LABEL}={dev.name}", f"{ROLE_LABEL}=postgres"]}
+            filters={"label": [f"{STACK_LABEL}={dev.name}", f"{ROLE_LABEL}=postgres"]}
         )
         sql = psql_in(db, "app", "app")
         assert_migrated(fixture, sql)

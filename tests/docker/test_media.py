@@ -1,4 +1,4 @@
-"""Uploaded files on one realized prod stack (docs/config.md, "Uploaded files"): what the app
+"""Uploaded files on one deployed prod stack (docs/config.md, "Uploaded files"): what the app
 writes through Django's storage into its own MEDIA_ROOT lands on the media volume, nginx serves
 it at MEDIA_URL with safe headers, it survives a release, and a backup brings it back.
 
@@ -27,8 +27,8 @@ PIXEL = bytes.fromhex(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
-    with prod_stack(tmp_path_factory.mktemp("media"), "media") as realized:
-        yield realized
+    with prod_stack(tmp_path_factory.mktemp("media"), "media") as deployed:
+        yield deployed
 
 
 def django(container: Container, code: str) -> str:
@@ -120,9 +120,9 @@ def test_uploads_survive_a_release(stack: ProdStack) -> None:
     views.write_text(views.read_text() + "\n# a source change: a new image, a new release\n")
     before = {c.id for c in stack.containers("web")}
 
-    realization = stack.realize()
+    release = stack.up()
 
-    assert realization.action(VOLUME, "djangostack-media") == "unchanged"
+    assert release.op(VOLUME, "djangostack-media") == "same"
     assert not before & {c.id for c in stack.containers("web")}, "web was not released"
     assert stack.get("/media/notes/note.txt").content == NOTE
     assert stack.get("/media/pics/pixel.png").content == PIXEL

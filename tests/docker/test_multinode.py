@@ -2,27 +2,29 @@
 
 The test bed (scripts/multinode.sh) runs three Docker engines in network namespaces of their
 own, joined into one Swarm (manager n1, workers n2 and n3), and a registry every node reaches
-at 127.0.0.1:5123. The prod stack is realized against the manager (`docker_host`): its image is
-built here, pushed, and run by digest on every node; Postgres, Redis and nginx are containers on
-the manager. nginx publishes on the manager's bridge address; a loopback forwarder stands in for
-the load balancer or DNS name in front of the edge node. The host engine and its single-node
-Swarm are never touched.
+at 127.0.0.1:5123. The prod stack is deployed by the Pulumi engine as a user deploys to a remote
+manager: the Docker provider talks to the manager (config `docker:host`), while the image is
+built by this machine's engine (docker-build runs the local `docker buildx`), pushed (config
+`registry`) and run by digest on every node; Postgres, Redis and nginx are containers on the
+manager. nginx publishes on the manager's bridge address; a loopback forwarder stands in for the
+load balancer or DNS name in front of the edge node. The host engine and its single-node Swarm
+are never touched.
 
 Tests in file order on one stack, under continuous HTTPS load where a user would notice:
 replicas land on several nodes; a drain moves tasks with no failed request; a release rolls
 over every node with no failed request; webReplicas 2 -> 4 spreads the new tasks; a worker's
-engine stopped (host loss) has its tasks rescheduled while the site keeps answering. Each prints
-its figures (requests, failures, time to recover).
+engine stopped (host loss) has its tasks rescheduled while the site keeps answering; the workers
+hold no data. Each prints its figures (requests, failures, time to recover).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +32,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.docker.stack_config import config_for
-from tests.harness import LABEL, leftovers, teardown
+from components.hardening import ROLE_LABEL, STACK_LABEL
+from tests.docker.stack_config import free_port
+from tests.support.engine import leftovers
 from tests.support.load import LoadResult
-from tests.support.prodstack import ROLE_LABEL, ProdStack, copy_app
+from tests.support.prodstack import ProdStack, prod_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "multinode.sh"
@@ -69,51 +72,65 @@ def testbed() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def stack(testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
-    workdir = tmp_path_factory.mktemp("multinode")
-    name = f"mn-{uuid.uuid4().hex[:6]}"
-    app_dir = copy_app(workdir / "app")
-    config = config_for("prod", name, app_dir) | {
+    https_port = free_port()
+    overrides = {
+        # The Docker provider's own host: every container, service, network, volume and secret
+        # on the manager. Not DOCKER_HOST: docker-build's `docker buildx` runs on this machine's
+        # engine (its BuildKit cache and base image), and the nodes pull the pushed digest.
+        "docker:host": testbed["MULTINODE_MANAGER_HOST"],
         "registry": testbed["MULTINODE_REGISTRY"],
         # nginx publishes on the edge (manager) node's own address, not the manager's loopback.
         "publicBindAddress": testbed["MULTINODE_IP_N1"],
+        "httpsPort": https_port,
         "appNodeLabel": APP_LABEL,
         "webMaxReplicasPerNode": MAX_WEB_PER_NODE,
         "webReplicas": 2,
         "monitoring": False,
     }
-    manager = testbed["MULTINODE_MANAGER_HOST"]
-    client = docker.DockerClient(base_url=manager, timeout=300)
-    realized = ProdStack(
-        name, workdir / "state", app_dir, config, client=client, docker_host=manager
-    )
     # The stack's URL (https://localhost:<httpsPort>, the certificate's name) reaches nginx on
     # the manager through this forwarder, as a load balancer in front of the edge node would.
     front = subprocess.Popen(
         [
             "socat",
-            f"TCP-LISTEN:{config['httpsPort']},bind=127.0.0.1,reuseaddr,fork",
-            f"TCP:{testbed['MULTINODE_IP_N1']}:{config['httpsPort']}",
+            f"TCP-LISTEN:{https_port},bind=127.0.0.1,reuseaddr,fork",
+            f"TCP:{testbed['MULTINODE_IP_N1']}:{https_port}",
         ]
     )
+    name = ""
     try:
-        realized.realize()
-        yield realized
+        with prod_stack(tmp_path_factory.mktemp("multinode"), "mn", overrides=overrides) as site:
+            name = site.name
+            yield site
     finally:
         front.terminate()
         front.wait(timeout=10)
-        # Task containers on the workers detach from the overlay networks asynchronously.
-        deadline = time.monotonic() + TEARDOWN_SECONDS
-        teardown(name, client)
-        while (left := leftovers(name, client)) and time.monotonic() < deadline:
-            time.sleep(1)
-            teardown(name, client)
         # The build engine keeps the pushed tags; untag them (the image ids may be shared).
         host = docker.from_env()
         pushed = f"{testbed['MULTINODE_REGISTRY']}/"
         for image in host.images.list():
             for tag in (t for t in image.tags if t.startswith(pushed)):
                 host.images.remove(tag)
-        assert left == []
+    # `destroy` left nothing on any node; task containers on the workers go asynchronously.
+    deadline = time.monotonic() + TEARDOWN_SECONDS
+    while (left := _leftovers(testbed, name)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == {}, left
+
+
+def _engine(testbed: dict[str, str], node: str) -> docker.DockerClient:
+    return docker.DockerClient(base_url=testbed[f"MULTINODE_HOST_{node.upper()}"], timeout=300)
+
+
+def _leftovers(testbed: dict[str, str], name: str) -> dict[str, list[str]]:
+    """Node -> what of stack `name` is still there (a worker has only containers and volumes
+    of its own: services, networks and secrets are the manager's)."""
+    found = {"n1": leftovers(name, _engine(testbed, "n1"))}
+    selector = {"label": f"{STACK_LABEL}={name}"}
+    for worker in WORKERS:
+        engine = _engine(testbed, worker)
+        found[worker] = [c.name for c in engine.containers.list(all=True, filters=selector)]
+        found[worker] += [v.name for v in engine.volumes.list(filters=selector)]
+    return {node: left for node, left in found.items() if left}
 
 
 def _nodes(stack: ProdStack) -> dict[str, str]:
@@ -156,6 +173,27 @@ def _report(
         print(f"\n[multinode] {what}: {' '.join(parts)}")
 
 
+def _utc_now() -> str:
+    """Now, as dockerd's log stamps it (UTC, to the second): comparable as text."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _control_plane(stack: ProdStack, since: str) -> dict[str, object]:
+    """The Swarm's own health during an operation, printed with its figures: each node's state
+    as the manager sees it, and how often the manager's gossip layer declared a node failed
+    since `since` (`memberlist: Marking <node> as failed` in its log). A worker unreachable for
+    seconds while a drain has left one web replica takes that replica's address out of the
+    manager's DNS, and Swarm moves it to the nodes left (docs/multinode.md, "Drains")."""
+    states = {
+        n.attrs["Spec"]["Labels"]["djangostack.node"]: n.attrs["Status"]["State"]
+        for n in stack.client.nodes.list()
+    }
+    log = (RUN_DIR / "n1" / "dockerd.log").read_text(errors="replace").splitlines()
+    # Lines start with time="2026-12-03T11:17:11.178095972Z" ...
+    failed = [line for line in log if "memberlist: Marking" in line and line[6:25] >= since]
+    return {"nodes": states, "gossip_failures": len(failed)}
+
+
 def _assert_no_failed_request(result: LoadResult) -> None:
     assert result.requests > 0
     assert result.failures == [], result.summary()
@@ -168,7 +206,7 @@ def _node_id(stack: ProdStack, name: str) -> str:
 
 
 def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
-    testbed: dict[str, str], stack: ProdStack, capsys: pytest.CaptureFixture[str]
+    stack: ProdStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     placement = _settle(stack, "web", 2)
     celery = dict(_placement(stack, "celery"))
@@ -183,17 +221,10 @@ def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
         for task in _running_tasks(stack, role):
             assert task["Spec"]["ContainerSpec"]["Image"] == image_ref
             assert task["Spec"]["Placement"]["Constraints"] == ["node.labels.djangostack.app==true"]
-    # Postgres, Redis and nginx are plain containers: on the manager, with their volumes; the
-    # workers hold only web and Celery task containers and no volume of the stack.
+    # Postgres, Redis and nginx are plain containers on the manager, with their volumes.
     for role in ("postgres", "redis", "nginx"):
         assert stack.container(role).status == "running", role
-    assert stack.client.volumes.list(filters={"label": f"{LABEL}={stack.name}"})
-    for worker in WORKERS:
-        engine = docker.DockerClient(base_url=testbed[f"MULTINODE_HOST_{worker.upper()}"])
-        selector = {"label": f"{LABEL}={stack.name}"}
-        roles = {c.labels.get(ROLE_LABEL) for c in engine.containers.list(filters=selector)}
-        assert roles <= {"web", "celery"}, (worker, roles)
-        assert engine.volumes.list(filters=selector) == [], worker
+    assert stack.client.volumes.list(filters={"label": f"{STACK_LABEL}={stack.name}"})
 
 
 def test_drain_under_load_moves_tasks_without_a_failed_request(
@@ -202,24 +233,29 @@ def test_drain_under_load_moves_tasks_without_a_failed_request(
     before = _placement(stack, "web")
     victim = next(n for n in WORKERS if before.get(n))  # 2 tasks on 2 of 3 nodes: a worker has one
     node = stack.client.nodes.get(_node_id(stack, victim))
+    since = _utc_now()
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
-    spec = node.attrs["Spec"]
-    node.update({**spec, "Availability": "drain"})
-    after = _settle(stack, "web", 2, avoid=victim)
-    recovered = time.monotonic() - began
-    time.sleep(3)  # requests keep flowing to the moved tasks for a moment
-    result = load.stop()
-    node.reload()
-    node.update({**node.attrs["Spec"], "Availability": "active"})
-    _report(
-        capsys,
-        f"drain {victim}",
-        result,
-        before=dict(before),
-        after=dict(after),
-        recovered=recovered,
-    )
+    node.update({**node.attrs["Spec"], "Availability": "drain"})
+    recovered = None
+    try:
+        _settle(stack, "web", 2, avoid=victim)
+        recovered = time.monotonic() - began
+        time.sleep(3)  # requests keep flowing to the moved tasks for a moment
+    finally:
+        result = load.stop()
+        after = _placement(stack, "web")
+        node.reload()
+        node.update({**node.attrs["Spec"], "Availability": "active"})
+        _report(
+            capsys,
+            f"drain {victim}",
+            result,
+            before=dict(before),
+            after=dict(after),
+            recovered=recovered,
+            **_control_plane(stack, since),
+        )
     _assert_no_failed_request(result)
     assert sum(after.values()) == 2 and victim not in after
 
@@ -231,7 +267,7 @@ def test_release_rolls_across_nodes_under_load_without_a_failed_request(
     css.write_text(css.read_text() + "\n/* release 1.1.0 */\n")
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
-    stack.realize(imageTag="1.1.0")
+    stack.up(imageTag="1.1.0")
     rolled = time.monotonic() - began
     result = load.stop()
     placement = _settle(stack, "web", 2)
@@ -250,7 +286,7 @@ def test_raising_web_replicas_spreads_the_new_tasks(
 ) -> None:
     before = _placement(stack, "web")
     began = time.monotonic()
-    stack.realize(webReplicas=4)
+    stack.up(webReplicas=4)
     placement = _settle(stack, "web", 4)
     _report(
         capsys,
@@ -273,22 +309,28 @@ def test_host_loss_reschedules_its_tasks_and_the_site_keeps_answering(
     victim = max(WORKERS, key=lambda n: before.get(n, 0))
     lost = before[victim]
     pid = int((RUN_DIR / victim / "docker.pid").read_text())
+    since = _utc_now()
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     began = time.monotonic()
     os.kill(pid, signal.SIGTERM)  # the worker's engine stops, its containers with it
-    after = _settle(stack, "web", 4, avoid=victim)
-    recovered = time.monotonic() - began
-    time.sleep(3)
-    result = load.stop()
-    _report(
-        capsys,
-        f"host loss {victim} ({lost} web task(s))",
-        result,
-        before=dict(before),
-        after=dict(after),
-        recovered=recovered,
-    )
+    recovered = None
     try:
+        try:
+            _settle(stack, "web", 4, avoid=victim)
+            recovered = time.monotonic() - began
+            time.sleep(3)
+        finally:
+            result = load.stop()
+            after = _placement(stack, "web")
+            _report(
+                capsys,
+                f"host loss {victim} ({lost} web task(s))",
+                result,
+                before=dict(before),
+                after=dict(after),
+                recovered=recovered,
+                **_control_plane(stack, since),
+            )
         down = stack.client.nodes.get(_node_id(stack, victim)).attrs["Status"]["State"]
         assert down == "down"
         assert max(after.values()) <= MAX_WEB_PER_NODE
@@ -299,3 +341,32 @@ def test_host_loss_reschedules_its_tasks_and_the_site_keeps_answering(
         assert {stack.get("/version/").status_code for _ in range(20)} == {200}
     finally:
         _script("up")  # the host comes back and rejoins (a no-op for everything else)
+
+
+def test_workers_hold_no_data(
+    testbed: dict[str, str], stack: ProdStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After tasks have run on every worker (spread, drains, host loss): only web and Celery
+    task containers there, none of the stack's volumes. Postgres, Redis, backups and static
+    files live on the manager alone."""
+    data_volumes = {
+        stack.outputs[key]
+        for key in ("postgresVolume", "redisVolume", "backupVolume", "staticVolume")
+    }
+    selector = {"label": f"{STACK_LABEL}={stack.name}"}
+    figures: dict[str, object] = {}
+    for worker in WORKERS:
+        engine = _engine(testbed, worker)
+        roles = Counter(
+            c.labels.get(ROLE_LABEL) for c in engine.containers.list(all=True, filters=selector)
+        )
+        volumes = {v.name for v in engine.volumes.list()}
+        figures[worker] = {"containers": dict(roles), "volumes": sorted(volumes)}
+        assert set(roles) <= {"web", "celery"}, (worker, roles)
+        assert engine.volumes.list(filters=selector) == [], worker
+        assert not volumes & data_volumes, (worker, volumes & data_volumes)
+    # The media volume of a web or Celery task on a worker is that worker's own local volume
+    # of the same name (docs/multinode.md, known gap): printed, not data the stack relies on.
+    _report(capsys, "workers", None, **figures)
+    assert any(f["containers"].get("web") for f in figures.values()), figures
+    assert data_volumes <= {v.name for v in stack.client.volumes.list()}

@@ -1,4 +1,4 @@
-"""Process types on the real engine (prod, Swarm, through the harness): a project's own
+"""Process types deployed by the Pulumi engine (prod, Swarm): a project's own
 `python manage.py <command>` runs as a process with the stack's settings and database; a
 singleton is never two tasks at once, even while a release rolls it; only the process that
 opts in to `egress` has a route out, the others stay on the internal backend alone."""
@@ -20,7 +20,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from tests.harness.fixtures import exec_python
+from tests.support.checks import exec_python
 from tests.support.prodstack import ROOT, ProdStack, prod_stack
 
 TICK_COMMAND = ROOT / "tests" / "fixtures" / "commands" / "tick.py"
@@ -64,8 +64,8 @@ def add_tick_command(app_dir: Path) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     overrides = {"processes": processes("2")}
     workdir = tmp_path_factory.mktemp("processes")
-    with prod_stack(workdir, "procs", overrides=overrides, prepare=add_tick_command) as realized:
-        yield realized
+    with prod_stack(workdir, "procs", overrides=overrides, prepare=add_tick_command) as deployed:
+        yield deployed
 
 
 def task_container(stack: ProdStack, process: str) -> Container:
@@ -176,10 +176,10 @@ def test_a_release_never_runs_two_singleton_tasks_at_once(stack: ProdStack) -> N
     stop = threading.Event()
     seen = _watch(stack.client, service, stop)
     try:
-        realization = stack.realize(processes=processes("3"))
+        release = stack.up(processes=processes("3"))
     finally:
         stop.set()
-    assert realization.action("docker:index/service:Service", "djangostack-ticker") == "updated"
+    assert release.op("docker:index/service:Service", "djangostack-ticker") == "update"
     after = task_container(stack, "ticker")
     assert after.id != before.id
     assert after.attrs["Args"][-2:] == ["--interval", "3"]

@@ -1,4 +1,5 @@
-"""Crashes, restarts, a Postgres upgrade, backups and isolation, on one realized prod stack.
+"""Crashes, restarts, a Postgres upgrade, backups and isolation, on one prod stack deployed by
+the Pulumi engine.
 
 Tests run in file order against the module's stack. Crashes are real: the main process of a
 container (or of a Swarm task) is SIGKILLed from the host, and recovery is left entirely to
@@ -7,6 +8,7 @@ the restart policy or to Swarm. Recovery times are printed (figures, not asserte
 
 from __future__ import annotations
 
+import datetime
 import io
 import subprocess
 import time
@@ -16,12 +18,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.harness.fixtures import http_get_in
+from tests.support.checks import http_get_in
 from tests.support.prodstack import ROOT, ProdStack, prod_stack
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
-COMMAND = "command:local:Command"
 SCRIPTS = ROOT / "scripts"
 UPGRADE_BASE = "djangostack-testbed/postgres:latest"
 POLL_TIMEOUT_SECONDS = 120
@@ -41,8 +42,8 @@ def postgres_upgrade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, postgres_upgrade: str) -> Iterator[ProdStack]:
-    with prod_stack(tmp_path_factory.mktemp("resilience"), "resil") as realized:
-        yield realized
+    with prod_stack(tmp_path_factory.mktemp("resilience"), "resil") as deployed:
+        yield deployed
 
 
 def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
@@ -143,10 +144,10 @@ def test_postgres_replaced_by_a_new_image_tag_keeps_all_data(
     assert counts["core_message"] >= 5
     old_id = stack.container("postgres").id
 
-    realization = stack.realize(postgresImage=postgres_upgrade)
+    result = stack.up(postgresImage=postgres_upgrade)
 
-    assert realization.action(CONTAINER, "djangostack-postgres-container") == "replaced"
-    assert realization.action(VOLUME, "djangostack-postgres-data") == "unchanged"
+    assert result.op(CONTAINER, "djangostack-postgres-container") == "replace"
+    assert result.op(VOLUME, "djangostack-postgres-data") == "same"
     postgres = stack.container("postgres")
     assert postgres.id != old_id and postgres.attrs["Config"]["Image"] == postgres_upgrade
     assert _row_counts(stack) == counts
@@ -157,6 +158,12 @@ def _restore(stack: ProdStack, *args: str) -> str:
     return stack.script("restore.sh", *args)
 
 
+def _docker_time(text: str) -> datetime.datetime:
+    """A Docker timestamp (RFC 3339 with nanoseconds) to microseconds."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00")
+
+
 def test_backup_taken_before_a_migration_restores_with_identical_row_counts(
     stack: ProdStack,
 ) -> None:
@@ -165,13 +172,23 @@ def test_backup_taken_before_a_migration_restores_with_identical_row_counts(
     counts = _row_counts(stack)
     backups_before = _restore(stack, "--list").split()
 
-    realization = stack.realize(imageTag="1.0.1")  # a release: backup, then migrate
+    result = stack.up(imageTag="1.0.1")  # a release: backup, then migrate
 
-    order = [r.name for r in realization.result.resources]
-    assert order.index("djangostack-backup-run") < order.index("djangostack-migration-run")
-    assert realization.action(COMMAND, "djangostack-backup-run") == "replaced"
+    assert result.op(CONTAINER, "djangostack-backup-run") == "replace"
+    assert result.op(CONTAINER, "djangostack-migration-run") == "replace"
+    # The steps' containers stay after they exit: the backup had finished before the
+    # migration started.
+    backup, migration = (
+        stack.client.containers.get(f"{stack.name}-{step}").attrs["State"]
+        for step in ("backup", "migrate")
+    )
+    assert backup["ExitCode"] == 0 and migration["ExitCode"] == 0
+    assert _docker_time(backup["FinishedAt"]) <= _docker_time(migration["StartedAt"])
     backups = _restore(stack, "--list").split()
-    (new_backup,) = set(backups) - set(backups_before)
+    new = set(backups) - set(backups_before)
+    step_output = stack.client.containers.get(f"{stack.name}-backup").logs().decode()
+    assert len(new) == 1, f"backups {backups_before} -> {backups}; the step said:\n{step_output}"
+    (new_backup,) = new
     assert backups[0] == new_backup  # newest first
 
     # Into a fresh database: every table has exactly the rows of the live one at backup time.
@@ -208,7 +225,7 @@ def test_only_nginx_is_reachable_and_the_backend_has_no_way_out(stack: ProdStack
     web, celery = stack.containers("web")[0], stack.container("celery")
     # From the host: only nginx publishes ports, and Postgres and Redis sit on the internal
     # backend network only. (Connecting to overlay addresses from the host proves nothing
-    # here: the host's default gateway accepts any TCP connection; see docs/harness.md.)
+    # here: the host's default gateway accepts any TCP connection.)
     for container in (postgres, redis, web, celery):
         assert not any(container.ports.values()), container.name
     assert {k for k, v in nginx.ports.items() if v} == {"8080/tcp", "8443/tcp"}

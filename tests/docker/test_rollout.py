@@ -1,21 +1,24 @@
-"""Releases on the real engine, under continuous HTTPS load through nginx (loopback only).
+"""Releases deployed by the Pulumi engine, under continuous HTTPS load through nginx (loopback
+only).
 
 One prod stack for the module, tests in file order: a good release rolls out with zero failed
-requests; a release whose migration raises stops before web changes; a release whose web
-never turns healthy is rolled back by Swarm; deploying the previous version tag rolls back.
-Each release runs the harness's in-place `docker service update`: the rollout is Docker's.
+requests; a release whose migration raises stops before web changes, and once the cause is
+fixed the next deploy runs the failed migration again; a release whose web never turns
+healthy is rolled back by Swarm; deploying the first release again rolls back. Web and Celery
+are Swarm services that the engine updates in place: the rollout itself is Swarm's.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.program import ProgramFailed
+from tests.support.engine import DeployFailed
 from tests.support.load import LoadResult
 from tests.support.prodstack import ProdStack, prod_stack
 
@@ -24,16 +27,22 @@ CONTAINER = "docker:index/container:Container"
 STATIC_RE = re.compile(r"/static/core/site\.[0-9a-f]{12}\.css")
 LOAD_WORKERS = 3
 LOAD_MAX_SECONDS = 600  # bound: no release here takes that long
+# A data migration that raises on a row it cannot handle (as real ones do on unexpected data):
+# fixing the data, not the code, lets the same release through, so only the deploy's
+# `--replace` of the failed step (deploy.failed_steps) can run it again.
+BLOCKING_TEXT = "a message migration 9999 cannot handle"
 BROKEN_MIGRATION = """from django.db import migrations
 
 
-def fail(apps, schema_editor):
-    raise RuntimeError("deliberately broken migration")
+def check(apps, schema_editor):
+    Message = apps.get_model("core", "Message")
+    if Message.objects.filter(text={blocking!r}).exists():
+        raise RuntimeError("deliberately broken migration: a message it cannot handle")
 
 
 class Migration(migrations.Migration):
     dependencies = [("core", "{latest}")]
-    operations = [migrations.RunPython(fail)]
+    operations = [migrations.RunPython(check, migrations.RunPython.noop)]
 """
 # A release whose Gunicorn runs but never answers the health probe on port 8000 (the project's
 # own gunicorn.conf.py overrides the image's defaults), whatever health endpoint is probed.
@@ -44,8 +53,9 @@ bind = "127.0.0.1:8001"  # deliberately broken release: nothing answers on 8000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
-    with prod_stack(tmp_path_factory.mktemp("rollout"), "rollout") as realized:
-        yield realized
+    with prod_stack(tmp_path_factory.mktemp("rollout"), "rollout") as deployed:
+        deployed.first_image = deployed.outputs["imageRef"]
+        yield deployed
 
 
 def _versions(result: LoadResult) -> set[str]:
@@ -92,7 +102,7 @@ def test_web_update_under_load_drops_no_request(
     postgres_before = stack.container("postgres").id
 
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
-    realization = stack.realize(imageTag="1.1.0")
+    deploy = stack.up(imageTag="1.1.0")
     result = load.stop()
     _report(capsys, "web 1.0.0 -> 1.1.0", result)
 
@@ -100,8 +110,8 @@ def test_web_update_under_load_drops_no_request(
     # Both generations answered while the load ran: the switch happened under load.
     assert _versions(result) == {"1.0.0", "1.1.0"}
     assert {stack.version() for _ in range(10)} == {"1.1.0"}
-    assert realization.action(SERVICE, "djangostack-web") == "updated"  # in place, by Swarm
-    assert realization.action(CONTAINER, "djangostack-postgres-container") == "unchanged"
+    assert deploy.op(SERVICE, "djangostack-web") == "update"  # in place, rolled by Swarm
+    assert deploy.op(CONTAINER, "djangostack-postgres-container") == "same"
     assert stack.container("postgres").id == postgres_before
     # Pages rendered by the old release keep their hashed static names working.
     new_css = STATIC_RE.search(stack.get("/").text).group(0)
@@ -110,32 +120,61 @@ def test_web_update_under_load_drops_no_request(
     assert stack.get(new_css).status_code == 200
 
 
-def test_failed_migration_stops_the_release_and_old_web_keeps_serving(
+def test_failed_migration_stops_the_release_and_runs_again_once_fixed(
     stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
     migrations = stack.app_dir / "core" / "migrations"
     latest = max(path.stem for path in migrations.glob("[0-9]*.py"))
     # Named and placed after every real migration: the graph stays linear.
-    edit("core/migrations/9999_broken.py", BROKEN_MIGRATION.replace("{latest}", latest))
+    edit(
+        "core/migrations/9999_broken.py",
+        BROKEN_MIGRATION.replace("{latest}", latest).replace("{blocking!r}", repr(BLOCKING_TEXT)),
+    )
+    assert stack.post("/api/messages/", {"text": BLOCKING_TEXT}).status_code == 201
     web, celery = stack.service("web"), stack.service("celery")
+    tasks_before = {c.id for role in ("web", "celery") for c in stack.containers(role)}
     nginx_before = stack.container("nginx").id
 
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
-    with pytest.raises(ProgramFailed) as failure:
-        stack.realize(imageTag="1.2.0")
+    with pytest.raises(DeployFailed) as failure:
+        stack.up(imageTag="1.2.0")
     result = load.stop()
     _report(capsys, "release 1.2.0 with a failing migration", result)
 
-    assert "deliberately broken migration" in str(failure.value)
+    # The engine's error is the step's: its name, its exit code and its traceback's last lines.
+    output = failure.value.output
+    assert f"deploy step '{stack.name}-migrate' exited with code 1" in output, output[-3000:]
+    assert "RuntimeError: deliberately broken migration" in output, output[-3000:]
+    assert failure.value.ops[(CONTAINER, "djangostack-migration-run")] == "replace"
     _assert_no_failed_request(result)
     assert _versions(result) == {"1.1.0"}
     # Nothing after the migration ran: web, Celery and nginx are untouched.
+    # (The spec, not the version index: Swarm bumps that itself when it marks the previous
+    # rollout completed, one monitor period after its last task.)
     for service, before in ((web, web.attrs), (celery, celery.attrs)):
         service.reload()
-        assert service.attrs["Version"] == before["Version"]
+        assert service.attrs["Spec"] == before["Spec"], service.name
+    assert {c.id for role in ("web", "celery") for c in stack.containers(role)} == tasks_before
     assert stack.container("nginx").id == nginx_before
-    applied = stack.psql("SELECT count(*) FROM django_migrations WHERE name = '9999_broken'")
-    assert applied == "0"
+    applied = "SELECT count(*) FROM django_migrations WHERE name = '9999_broken'"
+    assert stack.psql(applied) == "0"
+
+    # The operator fixes the data and deploys the same release again: nothing the migration
+    # runs with changed, yet the failed step runs again, then web and Celery roll forward.
+    stack.psql(f"DELETE FROM core_message WHERE text = '{BLOCKING_TEXT}'")  # noqa: S608
+    load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
+    deploy = stack.up(imageTag="1.2.0")
+    result = load.stop()
+    _report(capsys, "release 1.2.0 again after fixing the data", result)
+
+    assert deploy.op(CONTAINER, "djangostack-migration-run") == "replace"
+    migrate = stack.client.containers.get(f"{stack.name}-migrate").attrs["State"]
+    assert migrate["ExitCode"] == 0
+    assert stack.psql(applied) == "1"
+    assert deploy.op(SERVICE, "djangostack-web") == "update"
+    _assert_no_failed_request(result)
+    assert _versions(result) <= {"1.1.0", "1.2.0"}
+    assert {stack.version() for _ in range(10)} == {"1.2.0"}
 
 
 def test_web_that_never_turns_healthy_is_rolled_back(
@@ -144,35 +183,48 @@ def test_web_that_never_turns_healthy_is_rolled_back(
     config = stack.app_dir / "gunicorn.conf.py"
     edit("gunicorn.conf.py", config.read_text() + NEVER_HEALTHY)
     image_before = stack.service("web").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    serving = stack.version()
 
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
-    with pytest.raises(ProgramFailed) as failure:
-        stack.realize(imageTag="1.3.0")
+    with pytest.raises(DeployFailed) as failure:
+        stack.up(imageTag="1.3.0")
     result = load.stop()
     _report(capsys, "release 1.3.0 whose web never turns healthy", result)
 
-    message = str(failure.value)
-    assert f"{stack.name}-web" in message and "rollback" in message, message
+    # The engine reports that web's update did not converge: Swarm rolled it back.
+    output = failure.value.output
+    assert "djangostack-web" in output and "rollback completed" in output, output[-3000:]
     _assert_no_failed_request(result)
     # The unhealthy generation never received traffic.
-    assert _versions(result) == {"1.1.0"}
+    assert _versions(result) == {serving}
     web = stack.service("web")
     assert web.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == image_before
-    assert {c.attrs["Config"]["Image"] for c in stack.containers("web")} == {image_before}
-    assert {stack.version() for _ in range(10)} == {"1.1.0"}
+    # The never-healthy task Swarm started is stopped after the rollback (it may still be
+    # shutting down when the deploy reports).
+    deadline = time.monotonic() + 120
+    while (running := {c.attrs["Config"]["Image"] for c in stack.containers("web")}) != {
+        image_before
+    }:
+        assert time.monotonic() < deadline, running
+        time.sleep(1)
+    assert {stack.version() for _ in range(10)} == {serving}
 
 
-def test_deploying_the_previous_version_tag_rolls_back_without_downtime(
+def test_deploying_the_first_release_again_rolls_back_without_downtime(
     stack: ProdStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The first release's source (the broken changes were undone after their tests).
     css = stack.app_dir / "core" / "static" / "core" / "site.css"
     css.write_text(css.read_text().replace("\n/* release 1.1.0 */\n", ""))
+    serving = stack.version()
 
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
-    stack.realize(imageTag="1.0.0")
+    deploy = stack.up(imageTag="1.0.0")
     result = load.stop()
-    _report(capsys, "rollback 1.1.0 -> 1.0.0", result)
+    _report(capsys, f"rollback {serving} -> 1.0.0", result)
 
     _assert_no_failed_request(result)
+    assert deploy.outputs["imageRef"] == stack.first_image  # the same source and tag
+    assert deploy.op(SERVICE, "djangostack-web") == "update"
     assert {stack.version() for _ in range(10)} == {"1.0.0"}
     assert stack.get("/health/").json() == {"database": "ok", "redis": "ok"}

@@ -1,22 +1,20 @@
-"""The prod stack realized through the harness, for the rollout, resilience and CIS tests and
-the site benchmark: realize it (again, with changes), reach it on loopback, find its
+"""The prod stack deployed by the Pulumi engine, for the rollout, resilience, CIS and edge
+tests and the site benchmark: deploy it (again, with changes), reach it on loopback, find its
 containers and Swarm task containers, kill their main processes and wait for recovery.
 
-Each user realizes its own stack under a unique name from a private copy of `app/` (tests
-edit that copy to build a broken release) and tears it down by the harness label.
+Each user deploys its own stack under a unique name from a private copy of `app/` (tests
+edit that copy to build a broken release) and removes it with `destroy`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,53 +22,32 @@ import docker
 import requests
 from docker.models.containers import Container
 
-from components.hardening import PROCESS_LABEL, ROLE_LABEL
-from tests.docker.stack_config import SECRET_KEYS, config_for
-from tests.harness import LABEL, Realization, realize, teardown
+from components.hardening import PROCESS_LABEL, ROLE_LABEL, STACK_LABEL
+from tests.support.engine import ROOT, EngineStack, Result, new_stack
 from tests.support.load import LoadLoop
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICE_ROLES = ("web", "celery")  # Swarm services in prod; the rest are containers
 CONTAINER_ROLES = ("postgres", "redis", "nginx")
-REALIZE_TIMEOUT_SECONDS = 900
 RECOVERY_TIMEOUT_SECONDS = 180
 
 
-@dataclass
-class ProdStack:
-    name: str
-    state_dir: Path
-    app_dir: Path  # private copy of app/ (or of a fixture project): the build context
-    config: dict[str, Any]
-    _: KW_ONLY
-    secret_keys: tuple[str, ...] = SECRET_KEYS  # config keys handed over as secrets
-    client: docker.DockerClient = field(default_factory=lambda: docker.from_env(timeout=300))
-    outputs: dict[str, Any] = field(default_factory=dict)
-    # Where the Docker objects and jobs go (a Swarm manager's socket); None: the local engine.
-    docker_host: str | None = None
+class ProdStack(EngineStack):
+    """An `EngineStack` of the prod profile, with what the tests do to a running site."""
 
-    def realize(self, **overrides: Any) -> Realization:
-        """Deploy the program with `overrides` on top of the current config; the overrides
-        become the current config only when the deploy succeeds (a failed release does not
-        change what the next deploy starts from)."""
-        config = {**self.config, **overrides}
-        realization = realize(
-            self.name,
-            "prod",
-            config,
-            self.secret_keys,
-            self.state_dir,
-            timeout=REALIZE_TIMEOUT_SECONDS,
-            docker_host=self.docker_host,
-        )
-        self.config, self.outputs = config, realization.outputs
+    @functools.cached_property
+    def client(self) -> docker.DockerClient:
+        # A property: EngineStack's dataclass __init__ calls no __post_init__ of a subclass.
+        return self.docker_client()
+
+    def up(self, **kwargs: Any) -> Result:
+        result = super().up(**kwargs)
         # Verify HTTPS against the stack's own (self-signed) certificate, not verify=False.
         self.ca_file.write_text(self.outputs["tlsCertificate"])
-        return realization
+        return result
 
     @property
     def ca_file(self) -> Path:
-        return self.state_dir / "site.crt"
+        return self.work_dir / "site.crt"
 
     @property
     def url(self) -> str:
@@ -90,10 +67,10 @@ class ProdStack:
         """Running containers of `role` (or of the process type `role`, config `processes`):
         the container, or the service's task containers."""
         by_role = self.client.containers.list(
-            filters={"label": [f"{LABEL}={self.name}", f"{ROLE_LABEL}={role}"]}
+            filters={"label": [f"{STACK_LABEL}={self.name}", f"{ROLE_LABEL}={role}"]}
         )
         by_process = self.client.containers.list(
-            filters={"label": [f"{LABEL}={self.name}", f"{PROCESS_LABEL}={role}"]}
+            filters={"label": [f"{STACK_LABEL}={self.name}", f"{PROCESS_LABEL}={role}"]}
         )
         return list({c.id: c for c in by_role + by_process}.values())
 
@@ -179,13 +156,6 @@ class ProdStack:
         return time.monotonic() - began
 
 
-def copy_app(target: Path, source: Path = ROOT / "app") -> Path:
-    shutil.copytree(
-        source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "db.sqlite3")
-    )
-    return target
-
-
 @contextlib.contextmanager
 def prod_stack(
     workdir: Path,
@@ -193,21 +163,20 @@ def prod_stack(
     *,
     source: Path = ROOT / "app",
     overrides: Mapping[str, Any] | None = None,
-    secret_keys: tuple[str, ...] = SECRET_KEYS,
     prepare: Callable[[Path], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ProdStack]:
-    """A freshly realized prod stack named `<label>-<random>` of a private copy of `source`
-    (the reference app, or a fixture project) with `overrides` on the test config from the
-    first realization, torn down afterwards (even when realizing it failed). `prepare` edits the
-    private copy before it is built."""
-    name = f"{label}-{uuid.uuid4().hex[:6]}"
-    app_dir = copy_app(workdir / "app", source)
+    """A freshly deployed prod stack named `<label>-<random>` of a private copy of `source`
+    (the reference app, or a fixture project) with `overrides` on the test config, removed
+    afterwards (even when the deploy failed). `prepare` edits the private copy before it is
+    built; `env` reaches the engine (a remote Swarm manager is config `docker:host` in
+    `overrides`, not DOCKER_HOST, which would move the image build there too)."""
+    base = new_stack(workdir, label, "prod", source=source, overrides=overrides, env=env)
+    stack = ProdStack(base.name, base.profile, base.work_dir, base.app_dir, base.config, base.env)
     if prepare is not None:
-        prepare(app_dir)
-    config = {**config_for("prod", name, app_dir), **(overrides or {})}
-    stack = ProdStack(name, workdir / "state", app_dir, config, secret_keys=secret_keys)
+        prepare(stack.app_dir)
     try:
-        stack.realize()
+        stack.up()
         yield stack
     finally:
-        teardown(name)
+        stack.remove()
