@@ -1,21 +1,36 @@
 #!/usr/bin/env python3
 """Site benchmark (prints figures; not a test). In one run, on this machine, loopback only:
 
-1. the seed article's naive setup (docker/Dockerfile.naive: runserver, no nginx, published
-   on 127.0.0.1) against the prod stack (nginx TLS -> Gunicorn, realized through the test
-   harness exactly as the program describes it): requests/s and p50/p99 latency with `wrk`
-   for a Django view (/version/) and a static file;
-2. the time from an image change (a new imageTag deployed) to the new version serving:
-   first answer from the new version, and the rollout complete (every answer new).
+1. the seed article's naive setup (docker/Dockerfile.naive: runserver, no nginx, plain HTTP on
+   127.0.0.1) against the prod stack deployed by the Pulumi engine (tests/support/prodstack.py:
+   nginx with TLS -> Gunicorn, 2 web replicas): requests/s and p50/p99 latency with `wrk` for a
+   Django view (GET /version/) and a static file;
+2. a release (a new imageTag: image build, backup, migration, static sync, then Swarm's rolling
+   update of web and Celery) under continuous HTTPS load through nginx, once for each web
+   replica count of --replicas on this one host (config webReplicas; default 2 and 4): time
+   from the start of `up` to the first answer from the new release through nginx, time until
+   every web replica answers with it (each web task container asked directly, from inside
+   it), failed and total requests of the load (which runs until Swarm has ended the rolling
+   update), and when `up` returned and Swarm ended the update; a change of replica count is
+   deployed first (and waited for), and what it did to the running tasks is printed;
+3. each release's timeline: the engine's resource steps (image build, backup, migration, static
+   sync, the web service update...) from its events, each web task's start, health and stop
+   from Docker's events and Swarm's task states, the switch as the load saw it (first answer
+   of the new release, last of the old one) and when every replica answered new.
 
-    .venv/bin/python scripts/bench_site.py [--seconds 15] [--connections 8]
+    .venv/bin/python scripts/bench_site.py [--seconds 15] [--connections 8] [--replicas 2 4]
 
-Bounded: each wrk run lasts --seconds; everything it starts is removed at the end.
+Bounded: each wrk run lasts --seconds, the load at most LOAD_MAX_SECONDS. Removes the stack
+(stack.remove()), the naive image and the images of the releases it built.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import datetime
+import json
+import os
 import re
 import subprocess
 import sys
@@ -23,21 +38,53 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import docker
+import docker.errors
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from bench_image import PIP_BASE, PIP_BASE_RECIPE, build, docker  # noqa: E402
+from bench_image import PIP_BASE, PIP_BASE_RECIPE, build  # noqa: E402
+from bench_image import docker as docker_cli  # noqa: E402
 
+from components.hardening import ROLE_LABEL, STACK_LABEL  # noqa: E402
+from components.renderers import STEP_LABEL  # noqa: E402
 from tests.docker.stack_config import free_port  # noqa: E402
+from tests.support.checks import http_get_in  # noqa: E402
+from tests.support.engine import Result  # noqa: E402
 from tests.support.prodstack import ProdStack, prod_stack  # noqa: E402
 
-NAIVE = f"djangostack-bench/web:naive-{uuid.uuid4().hex[:8]}"
+RUN = uuid.uuid4().hex[:6]
+NAIVE = f"djangostack-bench/web:naive-{RUN}"
 READY_TIMEOUT_SECONDS = 120
 WRK_THREADS = 2
+LOAD_MAX_SECONDS = 900  # bound of each release's load: no release here takes that long
+ALL_NEW_GRACE_SECONDS = 300  # how long after `up` the replicas may take to all answer new
+SWARM_WAIT_SECONDS = 300  # bound of the wait for Swarm to end a rolling update
+SWARM_IDLE_SECONDS = 30  # no rolling update started this long after a change: none will
+SWARM_ENDED = ("completed", "paused", "rollback_completed", "rollback_paused")
+WEB_PORT = 8000  # Gunicorn in each web task (components/app.py PORT)
+CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
+# The engine's steps of a release, by resource, as the timeline names them.
+STEPS = {
+    ("docker-build:index:Image", "djangostack-image-build"): "image build",
+    (CONTAINER, "djangostack-backup-run"): "backup",
+    (CONTAINER, "djangostack-migration-run"): "migration",
+    (CONTAINER, "djangostack-static-run"): "static sync",
+    (SERVICE, "djangostack-web"): "web service update (Swarm rollout, converged)",
+    (SERVICE, "djangostack-celery"): "celery service update",
+}
+GROUPING = ("djangostack:index:", "pulumi:pulumi:Stack")  # component resources: not steps
+# Docker's container events of a web task that the timeline shows.
+WEB_ACTIONS = {"start": "started", "health_status: healthy": "healthy", "die": "exited"}
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
@@ -72,7 +119,7 @@ def wait_ready(url: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while True:
         try:
-            if requests.get(url, timeout=2, verify=False).status_code == 200:  # noqa: S501 - loopback, self-signed
+            if requests.get(url, timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
@@ -82,10 +129,10 @@ def wait_ready(url: str) -> None:
 
 
 def bench_naive(seconds: int, connections: int) -> dict[str, dict[str, float]]:
-    docker("buildx", "build", "--load", "-q", "-t", PIP_BASE, "-", stdin=PIP_BASE_RECIPE)
+    docker_cli("buildx", "build", "--load", "-q", "-t", PIP_BASE, "-", stdin=PIP_BASE_RECIPE)
     build("Dockerfile.naive", PIP_BASE, NAIVE, ROOT / "app")
     port = free_port()
-    container = docker(
+    container = docker_cli(
         "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8000",
         "-e", "DJANGO_SETTINGS_MODULE=config.settings.development", NAIVE,
     ).strip()  # fmt: skip
@@ -97,8 +144,8 @@ def bench_naive(seconds: int, connections: int) -> dict[str, dict[str, float]]:
             "static": wrk(base + "/static/core/site.css", seconds, connections),
         }
     finally:
-        docker("rm", "-f", container)
-        docker("image", "rm", NAIVE)
+        docker_cli("rm", "-f", container)
+        docker_cli("image", "rm", NAIVE)
 
 
 def bench_prod(stack: ProdStack, seconds: int, connections: int) -> dict[str, dict[str, float]]:
@@ -109,48 +156,381 @@ def bench_prod(stack: ProdStack, seconds: int, connections: int) -> dict[str, di
     }
 
 
-def image_change_to_serving(stack: ProdStack) -> tuple[float, float]:
-    """Deploy a new imageTag; seconds until the first answer from it, and until the deploy
-    (build, backup, migration, rolling update) has finished with every answer new."""
-    new = "1.0.1"
-    first: list[float] = []
-    done = threading.Event()
-    began = time.monotonic()
+def docker_time(text: str) -> float:
+    """A Docker API time (RFC 3339, UTC, nanoseconds) as a Unix time."""
+    head, _, fraction = text.rstrip("Z").partition(".")
+    moment = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.UTC)
+    return moment.timestamp() + float(f"0.{fraction or '0'}")
 
-    def poll() -> None:
-        while not done.is_set() and not first:
-            try:
-                if stack.version() == new:
-                    first.append(time.monotonic() - began)
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    stack.realize(imageTag=new)
-    complete = time.monotonic() - began
-    done.set()
-    poller.join(5)
-    assert {stack.version() for _ in range(10)} == {new}, "rollout incomplete"
-    return (first[0] if first else complete), complete
+def swarm_update(stack: ProdStack, since: float) -> dict[str, Any] | None:
+    """The web service's UpdateStatus once a rolling update that Swarm started after `since`
+    (Unix time) has ended (its `monitor` window passed: Swarm's own "release done"); None when
+    no update started within SWARM_IDLE_SECONDS or none ended within SWARM_WAIT_SECONDS."""
+    waited = time.monotonic()
+    while time.monotonic() - waited < SWARM_WAIT_SECONDS:
+        status = stack.service("web").attrs.get("UpdateStatus") or {}
+        started = docker_time(status["StartedAt"]) if status.get("StartedAt") else 0.0
+        if started >= since and status.get("State") in SWARM_ENDED:
+            return status
+        if started < since and time.monotonic() - waited > SWARM_IDLE_SECONDS:
+            return None
+        time.sleep(1)
+    return None
+
+
+def rollout_settings(stack: ProdStack) -> str:
+    """The web service's update_config as Swarm has it."""
+    config = stack.service("web").attrs["Spec"].get("UpdateConfig") or {}
+    delay, monitor = config.get("Delay", 0) / 1e9, config.get("Monitor", 0) / 1e9
+    return (
+        f"parallelism {config.get('Parallelism', 1)}, order {config.get('Order', '?')}, "
+        f"delay {delay:.0f} s, monitor {monitor:.0f} s"
+    )
+
+
+# The release settings compared side by side: the program's before issue 19 (10 s health
+# interval, one task at a time, 5 s between tasks, 30 s monitor) and its defaults now.
+SETTINGS = {
+    "before": {
+        "webHealthInterval": "10s",
+        "releaseParallelism": 1,
+        "releaseDelay": "5s",
+        "releaseMonitor": "30s",
+    },
+    "now": {
+        "webHealthInterval": None,
+        "releaseParallelism": None,
+        "releaseDelay": None,
+        "releaseMonitor": None,
+    },
+}
+
+
+def configure(stack: ProdStack, replicas: int, settings: dict[str, Any]) -> str:
+    """`up` with webReplicas `replicas` and the release `settings` (None: the default), then
+    wait until Swarm is done; what it did."""
+    before = {c.id for c in stack.containers("web")}
+    since, began = time.time(), time.monotonic()
+    stack.up(webReplicas=replicas, **settings)
+    status = swarm_update(stack, since)
+    stack.wait_healthy("web", replicas)
+    kept = len(before & {c.id for c in stack.containers("web")})
+    rolled = f", Swarm's update {status['State']}" if status else ", no rolling update"
+    return (
+        f"set web to {replicas} replicas and {settings} in {time.monotonic() - began:.1f} s: "
+        f"kept {kept} of the {len(before)} running tasks{rolled}"
+    )
+
+
+class DockerEvents:
+    """Docker's events for the stack's containers and its web and Celery services, collected
+    in the background between start() and stop()."""
+
+    def __init__(self, client: docker.DockerClient, stack: str):
+        self.services = {f"{stack}-web", f"{stack}-celery"}
+        containers = {"type": "container", "label": f"{STACK_LABEL}={stack}"}
+        self._streams = [
+            client.events(decode=True, filters=containers),
+            client.events(decode=True, filters={"type": "service"}),
+        ]
+        self._threads = [threading.Thread(target=self._read, args=(s,)) for s in self._streams]
+        self.events: list[dict[str, Any]] = []
+
+    def _read(self, stream: Any) -> None:
+        try:
+            for event in stream:
+                self.events.append(event)
+        except Exception:  # noqa: S110 - the stream ends with an error when stop() closes it
+            pass
+
+    def start(self) -> DockerEvents:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[dict[str, Any]]:
+        for stream in self._streams:
+            stream.close()
+        for thread in self._threads:
+            thread.join(10)
+        return self.events
+
+
+class ReplicaProbe:
+    """Asks every running web task container for /version/ from inside it (past nginx, so
+    each replica answers for itself) until `replicas` of them answer `version` and none answers
+    another; `all_new` is when that was seen (time.monotonic()). Starts asking once `ready()`
+    (the load's first new answer): its own execs load the machine too."""
+
+    def __init__(self, stack: ProdStack, version: str, replicas: int, ready: Callable[[], bool]):
+        self.stack, self.version, self.replicas, self.ready = stack, version, replicas, ready
+        # The site's host and scheme as nginx passes them (production settings check both).
+        self.headers = {
+            "Host": stack.config.get("domain", "localhost"),
+            "X-Forwarded-Proto": "https",
+        }
+        self.all_new: float | None = None
+        self.rounds: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _ask(self, container: docker.models.containers.Container) -> str | None:
+        try:
+            status, body = http_get_in(
+                container, f"http://127.0.0.1:{WEB_PORT}/version/", self.headers
+            )
+            return json.loads(body)["version"] if status == 200 else None
+        except (docker.errors.APIError, ValueError, KeyError):
+            return None  # gone, stopping, or not answering yet
+
+    def _run(self) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while not self._stop.is_set():
+                if not self.ready():
+                    self._stop.wait(0.2)
+                    continue
+                began = time.monotonic()
+                answers = [a for a in pool.map(self._ask, self.stack.containers("web")) if a]
+                self.rounds.append(time.monotonic() - began)
+                if len(answers) >= self.replicas and set(answers) == {self.version}:
+                    self.all_new = time.monotonic()
+                    return
+                self._stop.wait(0.5)
+
+    def start(self) -> ReplicaProbe:
+        self._thread.start()
+        return self
+
+    def wait(self, seconds: float) -> float | None:
+        self._thread.join(seconds)
+        self._stop.set()
+        self._thread.join()
+        return self.all_new
+
+
+@dataclass
+class Release:
+    profile: str  # a key of SETTINGS
+    replicas: int
+    old: str
+    new: str
+    up_seconds: float
+    first_new: float | None  # seconds from the start of `up`
+    all_new: float | None
+    swarm_done: float | None  # Swarm's UpdateStatus completed (after its monitor window)
+    swarm_state: str
+    settings: str  # the web service's update_config
+    requests: int
+    failures: collections.Counter
+    p99_ms: float
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (s, source, what)
+
+
+def versions_of(bodies: Iterable[str]) -> dict[str, str]:
+    """Body text -> the release it names (JSON answers of /version/ only)."""
+    found = {}
+    for body in bodies:
+        try:
+            found[body] = json.loads(body)["version"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def engine_steps(result: Result, began: float) -> list[tuple[float, str, str]]:
+    """Start and end of every resource the engine changed, from its events (wall clock)."""
+    spans: dict[tuple[str, str], list] = {}
+    for timed in result.timeline:
+        key = (timed.type_token, timed.name)
+        if timed.type_token.startswith(GROUPING) or result.ops.get(key, "same") == "same":
+            continue
+        span = spans.setdefault(key, [timed.at, timed.at, set()])
+        span[0], span[1] = min(span[0], timed.at), max(span[1], timed.at)
+        if timed.kind == "pre":
+            span[2].add(timed.op)
+        if timed.kind == "failed":
+            span[2].add("FAILED")
+    lines = []
+    for key, (start, end, ops) in spans.items():
+        what = STEPS.get(key, f"{key[0].rsplit(':', 1)[-1]} {key[1]}")
+        ops_text = ", ".join(sorted(ops))
+        lines.append((start - began, "engine", f"{what} [{ops_text}] starts"))
+        lines.append((end - began, "engine", f"{what} done ({end - start:.1f} s)"))
+    return lines
+
+
+def task_slot(attributes: dict[str, str]) -> str:
+    task = attributes.get("com.docker.swarm.task.name", attributes.get("name", "?"))
+    parts = task.split(".")
+    return f"{parts[0].rsplit('-', 1)[-1]}.{parts[1]}" if len(parts) > 2 else task
+
+
+def docker_lines(
+    events: list[dict[str, Any]], services: set[str], new_ref: str, began: float
+) -> list[tuple[float, str, str]]:
+    """Web tasks' start, health and stop, the steps' containers and the services' rollout
+    states, from Docker's events."""
+    lines = []
+    for event in events:
+        at = event.get("timeNano", 0) / 1e9 - began
+        action, attributes = event.get("Action", ""), event.get("Actor", {}).get("Attributes", {})
+        if event.get("Type") == "service":
+            state = attributes.get("updatestate.new")
+            if attributes.get("name") in services and state:
+                lines.append((at, "docker", f"service {attributes['name']}: rollout {state}"))
+            continue
+        if attributes.get(ROLE_LABEL) == "web":
+            release = "new" if attributes.get("image", "").startswith(new_ref) else "old"
+            task = f"web task {task_slot(attributes)} ({release})"
+            if action == "kill" and attributes.get("signal") == "15":
+                lines.append((at, "docker", f"{task} stopping (SIGTERM)"))
+            elif action in WEB_ACTIONS:
+                lines.append((at, "docker", f"{task} {WEB_ACTIONS[action]}"))
+        elif STEP_LABEL in attributes and action in ("start", "die"):
+            code = f", exit {attributes.get('exitCode')}" if action == "die" else ""
+            step = attributes[STEP_LABEL]
+            lines.append((at, "docker", f"step container {step} {action}{code}"))
+    return lines
+
+
+def task_lines(stack: ProdStack, new_ref: str, began: float) -> list[tuple[float, str, str]]:
+    """Swarm's task states of the web service: the new tasks' creation and running, the old
+    ones' shutdown (the state each task reached last, with its time)."""
+    lines = []
+    for task in stack.service("web").tasks():
+        image = task["Spec"]["ContainerSpec"]["Image"]
+        release = "new" if image.startswith(new_ref) else "old"
+        slot = f"web.{task.get('Slot', '?')}"
+        created = docker_time(task["CreatedAt"]) - began
+        state_at = docker_time(task["Status"]["Timestamp"]) - began
+        if release == "new" and created >= 0:
+            lines.append((created, "swarm", f"task {slot} (new) created"))
+        if state_at >= 0:
+            lines.append((state_at, "swarm", f"task {slot} ({release}) {task['Status']['State']}"))
+    return lines
+
+
+def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: int) -> Release:
+    """Deploy imageTag `new` under continuous HTTPS load through nginx; the figures and the
+    timeline of that release."""
+    old = stack.version()
+    # A client of its own: two event streams hold their connections until stop().
+    events = DockerEvents(stack.docker_client(), stack.name).start()
+    load = stack.load(workers, LOAD_MAX_SECONDS)
+    probe = ReplicaProbe(
+        stack, new, replicas, lambda: new in versions_of(list(load.result.first_seen)).values()
+    ).start()
+    began_wall, began = time.time(), time.monotonic()
+    result = stack.up(imageTag=new)
+    up_seconds = time.monotonic() - began
+    up_wall = time.time()
+    all_new = probe.wait(ALL_NEW_GRACE_SECONDS)
+    # The load runs on until Swarm has ended the rolling update: the whole release.
+    status = swarm_update(stack, began_wall) or {}
+    done = load.stop()
+    docker_events = events.stop()
+    swarm_done = (
+        docker_time(status["CompletedAt"]) - began_wall if "CompletedAt" in status else None
+    )
+
+    versions = versions_of(done.bodies)
+    first = [done.first_seen[b] - began for b, v in versions.items() if v == new]
+    last_old = [done.last_seen[b] - began for b, v in versions.items() if v == old]
+    served = {stack.version() for _ in range(10)}
+    if served != {new}:  # sanity: the release must be what the site serves afterwards
+        print(f"!! after the release {new} nginx served {served}")
+    new_ref = result.outputs["imageRef"]
+    timeline = engine_steps(result, began_wall)
+    timeline += docker_lines(docker_events, events.services, new_ref, began_wall)
+    timeline += task_lines(stack, new_ref, began_wall)
+    timeline.append((0.0, "engine", f"`up` imageTag={new} starts ({replicas} web replicas)"))
+    timeline.append((up_wall - began_wall, "engine", "`up` returns"))
+    if first:
+        timeline.append((min(first), "load", f"first answer of {new} through nginx"))
+    if last_old:
+        timeline.append((max(last_old), "load", f"last answer of {old} through nginx"))
+    if swarm_done is not None:
+        timeline.append((swarm_done, "swarm", f"web rolling update {status.get('State')}"))
+    if all_new is not None:
+        resolution = max(probe.rounds, default=0.0)
+        timeline.append(
+            (all_new - began, "probe", f"every web replica answers {new} (+/- {resolution:.1f} s)")
+        )
+    return Release(
+        profile=profile,
+        replicas=replicas,
+        old=old,
+        new=new,
+        up_seconds=up_seconds,
+        first_new=min(first) if first else None,
+        all_new=all_new - began if all_new is not None else None,
+        swarm_done=swarm_done,
+        swarm_state=status.get("State", "none seen"),
+        settings=rollout_settings(stack),
+        requests=done.requests,
+        failures=collections.Counter(done.failures),
+        p99_ms=done.percentile(99),
+        timeline=sorted(timeline),
+    )
+
+
+def load_average() -> str:
+    return " ".join(f"{n:.1f}" for n in os.getloadavg())
+
+
+def seconds_text(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "never"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument(
+        "--replicas", type=int, nargs="+", default=[2, 4], help="web replicas of each release"
+    )
+    parser.add_argument("--load-workers", type=int, default=3, help="threads of release load")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=sorted(SETTINGS),
+        default=["before", "now"],
+        help="release settings compared (SETTINGS), each with every --replicas",
+    )
     args = parser.parse_args()
 
     naive = bench_naive(args.seconds, args.connections)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-site-") as tmp,
-        prod_stack(Path(tmp), "bench") as stack,
-    ):
-        prod = bench_prod(stack, args.seconds, args.connections)
-        first, complete = image_change_to_serving(stack)
+    naive_load = load_average()
+    notes: list[str] = []
+    releases: list[Release] = []
+    built: list[str] = []  # the releases' image tags
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-site-") as tmp,
+            prod_stack(Path(tmp), "bench-site") as stack,
+        ):
+            prod = bench_prod(stack, args.seconds, args.connections)
+            prod_load = load_average()
+            runs = [(p, r) for p in args.settings for r in args.replicas]
+            for number, (profile, replicas) in enumerate(runs, start=1):
+                print(f"[site] settings {profile}, {replicas} web replicas", flush=True)
+                notes.append(configure(stack, replicas, SETTINGS[profile]))
+                new = f"1.0.{number}-bench.{RUN}"
+                print(f"[site] release {new} under load", flush=True)
+                releases.append(release(stack, profile, new, replicas, args.load_workers))
+                # Both tags carry this run's imageTag: nobody else's.
+                built += [stack.outputs["imageRef"], stack.outputs["imageTag"]]
+    finally:
+        for image in built:
+            subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
 
-    print(f"\nwrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s, loopback, same machine")
+    print(
+        f"\nwrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s, loopback, same machine "
+        f"(load average after the naive runs {naive_load}, after the stack's {prod_load})"
+    )
     print(f"{'setup':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     rows = [
         ("naive runserver  GET /version/", naive["view"]),
@@ -160,8 +540,40 @@ def main() -> None:
     ]
     for label, r in rows:
         print(f"{label:44} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
-    print(f"image change -> first answer from the new version: {first:.1f} s")
-    print(f"image change -> rollout complete (all answers new): {complete:.1f} s")
+
+    print(
+        f"\nReleases under continuous HTTPS load ({args.load_workers} threads through nginx), "
+        "seconds from the start of `up`:"
+    )
+    print(
+        f"{'settings':>8} {'web replicas':>12} {'first new':>10} {'all new':>8} "
+        f"{'failed':>7} {'requests':>9} "
+        f"{'up done':>8} {'swarm done':>11} {'p99 ms':>7}  release"
+    )
+    for r in releases:
+        print(
+            f"{r.profile:>8} {r.replicas:12d} {seconds_text(r.first_new):>10} "
+            f"{seconds_text(r.all_new):>8} "
+            f"{sum(r.failures.values()):7d} {r.requests:9d} {r.up_seconds:8.1f} "
+            f"{seconds_text(r.swarm_done):>11} {r.p99_ms:7.1f}  {r.old} -> {r.new}"
+        )
+        if r.failures:
+            print(f"{'':12} failures: {dict(r.failures)}")
+    print(
+        "first new: first answer of the new release through nginx; all new: every web replica "
+        "answers it; up done: `up` returned; swarm done: Swarm ended the rolling update "
+        "(after its monitor window)"
+    )
+    for note in notes:
+        print(note)
+    for r in releases:
+        print(
+            f"\nTimeline of the release {r.old} -> {r.new} ({r.profile}, "
+            f"{r.replicas} web replicas; "
+            f"web update_config: {r.settings}; Swarm's update: {r.swarm_state}):"
+        )
+        for at, source, what in r.timeline:
+            print(f"  {at:+7.1f} s  {source:6}  {what}")
 
 
 if __name__ == "__main__":
