@@ -2,271 +2,54 @@
 
 `load_config()` reads every `djangostack:*` key once, checks all of them and raises a single
 `ConfigError` naming each bad key and the command that fixes it, before any resource exists.
-The schema (type, default, description, secret flag) lives in `Pulumi.yaml`; this module
-knows the key names, how to validate them, and an example value for each fix hint.
+The schema (type, default, description, secret flag) lives in `Pulumi.yaml`; the key names,
+their example values for each fix hint and the reader are in components/configreader.py, the
+environment mapping in components/envmap.py, the process types in components/processtypes.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
-import yaml
-from pulumi.runtime import config as runtime_config
 
 from components import deps, project
 from components.buildcontext import ignore_patterns, ignored
-
-PROJECT = "djangostack"
-ROOT = Path(__file__).resolve().parents[1]  # the directory of Pulumi.yaml
-
-# Every key this program reads, with an example value for the "Fix:" hint.
-KEYS: dict[str, str] = {
-    "profile": "prod",
-    "orchestrator": "swarm",
-    "namePrefix": "shop-prod",
-    "appDir": "app",
-    "requirementsFile": "requirements/production.txt",
-    "djangoSettingsModule": "config.settings.production",
-    "celeryApp": "config",
-    "healthPath": "/health/",
-    "staticUrl": "/static/",
-    "mediaUrl": "/media/",
-    "dockerfile": "docker/Dockerfile",
-    "baseImage": "python:3.13-slim",
-    "buildPackages": "gettext",
-    "runtimePackages": "libjpeg62-turbo",
-    "imageName": "djangostack/web",
-    "imageTag": "1.4.2",
-    "registry": "registry.example.com:5000",
-    "registryUsername": "deploy",
-    "registryPassword": "<password>",
-    "buildOnPreview": "false",
-    "pipConfigFile": "/etc/pip.conf",
-    "caBundleFile": "/etc/ssl/certs/ca-certificates.crt",
-    "cacheRef": "registry.example.com:5000/djangostack/web:buildcache",
-    "buildxBuilder": "djangostack",
-    "domain": "shop.example.com",
-    "httpPort": "80",
-    "httpsPort": "443",
-    "publicBindAddress": "0.0.0.0",  # noqa: S104 - an example value
-    "devPort": "8000",
-    "webReplicas": "2",
-    "appNodeLabel": "djangostack.app=true",
-    "webMaxReplicasPerNode": "2",
-    "webWorkers": "3",
-    "webHealthInterval": "3s",
-    "releaseParallelism": "1",
-    "releaseDelay": "2s",
-    "releaseMonitor": "10s",
-    "celeryConcurrency": "2",
-    "postgresImage": "postgres:16-bookworm",
-    "redisImage": "redis:7.4-bookworm",
-    "nginxImage": "nginxinc/nginx-unprivileged:1.27-bookworm",
-    "prometheusImage": "prom/prometheus:v2.53.2",
-    "postgresDb": "app",
-    "postgresUser": "app",
-    "postgresPassword": "<password>",
-    "djangoSecretKey": "<50+ random characters>",
-    "tlsCertFile": "certs/site.crt",
-    "tlsKeyFile": "certs/site.key",
-    "tlsSelfSigned": "true",
-    "backupRetention": "7",
-    "monitoring": "true",
-    "webMemoryMb": "512",
-    "celeryMemoryMb": "512",
-    "postgresMemoryMb": "1024",
-    "redisMemoryMb": "256",
-    "nginxMemoryMb": "128",
-    "env": "'${postgresHost}'",
-    "secretEnv": "'${postgresPassword}'",
-    "processes": "python",  # the hint sets one element: --path 'processes.NAME.command[0]'
-}
-SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey", "secretEnv"})
-MEMORY_KEYS = (
-    "webMemoryMb",
-    "celeryMemoryMb",
-    "postgresMemoryMb",
-    "redisMemoryMb",
-    "nginxMemoryMb",
+from components.configreader import (
+    HOSTNAME_RE,
+    IPV4_RE,
+    KEYS,
+    MAX_MEMORY_MB,
+    MEMORY_KEYS,
+    MIN_MEMORY_MB,
+    NODE_LABEL_RE,
+    PREFIX_RE,
+    PROJECT,
+    REFERENCE_RE,
+    REGISTRY_RE,
+    REPOSITORY_RE,
+    ROOT,
+    TAG_RE,
+    _is_secret,
+    _Reader,
 )
-MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
-# Array keys: their fix hint sets one element with `--path`.
-LIST_KEYS = frozenset({"buildPackages", "runtimePackages"})
-# Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
-# a set value reaches the program as JSON text.
-OBJECT_KEYS = frozenset({"env", "secretEnv", "processes"})
-# Process types (config `processes`): the name ends up in Docker and Pulumi names.
-PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
-PROCESS_FIELDS = ("command", "replicas", "memoryMb", "health", "singleton", "egress")
-# `<namePrefix>-<name>` of a process must not be another Docker object of the stack.
-RESERVED_PROCESS_NAMES = frozenset(
-    {
-        "web", "migrate", "static", "postgres", "pgdata", "redis", "redisdata", "backup",
-        "backups", "nginx", "prometheus", "edge", "backend", "egress", "media",
-    }
-)  # fmt: skip
-CELERY_PROCESS = "celery"  # the default process: today's Celery worker, same names
-MAX_PROCESS_REPLICAS = 64
-# Debian policy 5.6.1 (package names). The names reach `apt-get install` through a shell in the
-# Dockerfile: this grammar (no space, quote, `$`, `;`, glob) is what keeps anything else out.
-DEBIAN_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
-# Docker's reference grammar (distribution/reference, regexp.go), unanchored pieces.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"  # noqa: E501
-_NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-REFERENCE_RE = re.compile(rf"^{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$")
-REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-REGISTRY_RE = re.compile(rf"^{_DOMAIN}$")
-TAG_RE = re.compile(rf"^{_TAG}$")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
-)
-PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
-# Environment mapping (keys `env` and `secretEnv`: the project's own variable names -> a
-# template of literal text and ${name} references). The one table of the stack values a template
-# may reference: name -> secret? A secret value may only go to `secretEnv`. components/stack.py
-# supplies every value (docs/config.md "Environment mapping").
-STACK_VALUES: dict[str, bool] = {
-    "postgresHost": False,
-    "postgresPort": False,
-    "postgresDb": False,
-    "postgresUser": False,
-    "redisUrl": False,
-    "redisHost": False,
-    "redisPort": False,
-    "allowedHosts": False,
-    "csrfTrustedOrigins": False,
-    "domain": False,
-    "url": False,
-    "staticUrl": False,
-    "mediaRoot": False,
-    "mediaUrl": False,
-    "postgresPassword": True,
-    "databaseUrl": True,
-    "secretKey": True,
-}
-ENV_KEYS = ("env", "secretEnv")  # object keys: their fix hint sets one entry with `--path`
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Names the product sets for its own reasons: a mapping must not change them.
-RESERVED_ENV = {
-    "DJANGO_SETTINGS_MODULE": "set it with `pulumi config set djangoSettingsModule <module>`",
-    "DJANGOSTACK_SECRET_ENV": "the product lists the secretEnv names in it",
-    "PATH": "the image's virtualenv must stay first",
-    "HOME": "the image's user has no home directory",
-    "HOSTNAME": "Docker sets it; the Celery health check reads it",
-    "VIRTUAL_ENV": "the image's virtualenv",
-}
-# `$$` (a literal $), `${name}` (a reference), or a `$` that is neither (an error).
-_TEMPLATE_TOKEN = re.compile(r"\$\$|\$\{([^}]*)\}|\$")
-# A Swarm node label `key=value`: Docker's label keys (letters, digits, . _ -), a plain value.
-NODE_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*=[A-Za-z0-9._-]+$")
-IPV4_RE = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
+# Imported `X as X`: re-exported; other modules and the tests import them from here.
+from components.configreader import OBJECT_KEYS as OBJECT_KEYS
+from components.configreader import SECRET_KEYS as SECRET_KEYS
+from components.envmap import STACK_VALUES, EnvTemplate
+from components.envmap import Ref as Ref
+from components.envmap import parse_template as parse_template
+from components.processtypes import CELERY_PROCESS as CELERY_PROCESS
+from components.processtypes import ProcessConfig, _processes
+from components.processtypes import celery_worker_app as celery_worker_app
 
 
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration; the engine prints RunError messages without a traceback."""
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A `${name}` reference to a stack value (a key of STACK_VALUES)."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class EnvTemplate:
-    """One parsed `env` / `secretEnv` value: literal text and references, in order."""
-
-    parts: tuple[str | Ref, ...]
-
-    @property
-    def refs(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parts if isinstance(p, Ref))
-
-    @property
-    def has_literal(self) -> bool:
-        return any(isinstance(p, str) and p for p in self.parts)
-
-    def text(self, values: Mapping[str, str]) -> str:
-        """The value over plain `values` (known at preview: the image's build-time values)."""
-        return "".join(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
-
-    def render(self, values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
-        """The value with each reference replaced by the stack value `values[name]`."""
-        return pulumi.Output.concat(
-            "", *(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
-        )
-
-
-def parse_template(text: str) -> EnvTemplate:
-    """Split `text` into literal text and `${name}` references (`$$` is a literal `$`); raise
-    ValueError on a `$` that starts neither. Names are checked against STACK_VALUES later."""
-    parts: list[str | Ref] = []
-    literal = ""
-    position = 0
-    for match in _TEMPLATE_TOKEN.finditer(text):
-        literal += text[position : match.start()]
-        position = match.end()
-        piece = match.group(0)
-        if piece == "$$":
-            literal += "$"
-        elif piece == "$":
-            raise ValueError(
-                f"a $ at offset {match.start()} starts no ${{name}}; write $$ for a literal $"
-            )
-        elif not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", match.group(1)):
-            raise ValueError(f"{piece!r} is not a reference: ${{name}}, name a stack value")
-        else:
-            if literal:
-                parts.append(literal)
-                literal = ""
-            parts.append(Ref(match.group(1)))
-    literal += text[position:]
-    if literal:
-        parts.append(literal)
-    return EnvTemplate(tuple(parts))
-
-
-@dataclass(frozen=True)
-class ProcessConfig:
-    """One long-running non-web process type (config `processes`, docs/config.md)."""
-
-    name: str  # Docker name `<namePrefix>-<name>`, Pulumi name `djangostack-<name>`
-    command: tuple[str, ...]
-    replicas: int
-    memory_mb: int
-    # Docker CMD form (("CMD", ...) or ("CMD-SHELL", "...")); empty: the product's default
-    # (`celery_worker_app` finds it for a Celery worker).
-    health: tuple[str, ...]
-    singleton: bool  # never two tasks at once, even during a rollout
-    egress: bool  # also on the `egress` network (a route out)
-
-
-def celery_worker_app(command: tuple[str, ...], celery_app: str) -> str | None:
-    """What a `celery ... worker` command loads (its `-A`/`--app`, else the project's
-    `celery_app`): the product has a health check for such a worker. None for any other
-    command, or a worker whose app is unknown."""
-    if command[:1] != ("celery",) or "worker" not in command:
-        return None
-    for index, arg in enumerate(command):
-        if arg in ("-A", "--app") and index + 1 < len(command):
-            return command[index + 1]
-        if arg.startswith("--app="):
-            return arg.removeprefix("--app=")
-    return celery_app or None
 
 
 @dataclass(frozen=True)
@@ -343,211 +126,6 @@ class StackConfig:
     @property
     def image_repository(self) -> str:
         return f"{self.registry}/{self.image_name}" if self.registry else self.image_name
-
-
-def schema(root: Path = ROOT) -> dict[str, dict[str, Any]]:
-    """The `config:` block of Pulumi.yaml (type, default, description, secret per key)."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    return project.get("config") or {}
-
-
-def _set_config() -> dict[str, Any]:
-    """Every config value the engine handed to the program, by full key."""
-    values = dict(runtime_config.get_config_env())
-    values.update(runtime_config.CONFIG.get())
-    return values
-
-
-def _is_secret(full_key: str) -> bool:
-    return (
-        runtime_config.is_config_secret(full_key)
-        or full_key in runtime_config.get_config_secret_keys_env()
-    )
-
-
-class _Reader:
-    """Reads raw values and collects every problem instead of stopping at the first."""
-
-    def __init__(self, stack: str, root: Path):
-        self.stack = stack
-        self.root = root
-        self.problems: list[str] = []
-        declared = schema(root)
-        self.defaults = {k: v.get("default") for k, v in declared.items() if isinstance(v, dict)}
-        self.values = {
-            k[len(PROJECT) + 1 :]: v
-            for k, v in _set_config().items()
-            if k.startswith(f"{PROJECT}:")
-        }
-
-    def problem_at(self, path: str, what: str, example: str) -> None:
-        """A problem inside an object key (`processes.worker.replicas`): the fix sets that
-        path with `--path`."""
-        self.problems.append(
-            f"{PROJECT}:{path}: {what}. Fix: pulumi config set --path '{path}' {example}"
-        )
-
-    def problem(
-        self,
-        key: str,
-        what: str,
-        example: str | None = None,
-        index: int = 0,
-        name: str = "NAME",
-        fix: str | None = None,
-    ) -> None:
-        """Record a problem of `key` with its fix: `fix`, else a `pulumi config set` of
-        `example` (default: KEYS[key]); list keys set element `index`, object keys entry
-        `name`."""
-        if fix is None:
-            secret = "--secret " if key in SECRET_KEYS else ""
-            target = key
-            if key in LIST_KEYS:
-                target = f"--path '{key}[{index}]'"
-            elif key in ENV_KEYS:
-                target = f"--path '{key}.{name}'"
-            fix = f"pulumi config set {secret}{target} {example or KEYS[key]}"
-        self.problems.append(f"{PROJECT}:{key}: {what}. Fix: {fix}")
-
-    def unknown_keys(self) -> None:
-        for key in sorted(set(self.values) - set(KEYS)):
-            close = difflib.get_close_matches(key, list(KEYS), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            self.problems.append(
-                f"{PROJECT}:{key}: unknown setting{hint}. Fix: pulumi config rm {key}"
-                + (f" && pulumi config set {close[0]} <value>" if close else "")
-            )
-
-    def raw(self, key: str) -> str:
-        value = self.values.get(key, self.defaults.get(key))
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    def text(self, key: str) -> str:
-        return self.raw(key).strip()
-
-    def integer(self, key: str, low: int, high: int, hint: str = "") -> int:
-        raw = self.text(key)
-        if not re.fullmatch(r"[+-]?\d+", raw):
-            self.problem(key, f"must be a whole number, got {raw!r}")
-            return low
-        value = int(raw)
-        if not low <= value <= high:
-            self.problem(key, f"must be between {low} and {high}{hint}, got {value}")
-            return low
-        return value
-
-    def boolean(self, key: str) -> bool:
-        raw = self.text(key).lower()
-        if raw not in ("true", "false"):
-            self.problem(key, f"must be true or false, got {raw!r}")
-            return False
-        return raw == "true"
-
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        value = self.text(key)
-        if value not in choices:
-            self.problem(key, f"must be one of {', '.join(choices)}, got {value!r}")
-            return choices[0]
-        return value
-
-    def secret(self, key: str) -> pulumi.Output[str] | None:
-        value = self.raw(key)
-        if not value:
-            return None
-        if not _is_secret(f"{PROJECT}:{key}"):
-            self.problem(key, "is set in plain text; it must be a secret")
-            return None
-        return pulumi.Output.secret(value)
-
-    def path(self, key: str, *, directory: bool = False) -> Path | None:
-        """An existing, readable file (or directory) relative to the project root, or None."""
-        raw = self.text(key)
-        if not raw:
-            return None
-        path = (self.root / raw).resolve()
-        kind = "directory" if directory else "file"
-        exists = path.is_dir() if directory else path.is_file()
-        if not exists:
-            self.problem(key, f"{kind} {path} does not exist")
-        elif not os.access(path, os.R_OK):
-            self.problem(key, f"{kind} {path} is not readable")
-        return path
-
-    def packages(self, key: str) -> tuple[str, ...]:
-        """A list of Debian package names. The engine hands arrays to the program as JSON text
-        (`pulumi config set --path 'key[0]' name`); Pulumi.yaml's default is a list."""
-        value = self.values.get(key, self.defaults.get(key))
-        if isinstance(value, str):
-            with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
-                value = json.loads(value) if value.strip() else []
-        if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-            self.problem(key, f"must be a list of Debian package names, got {value!r}")
-            return ()
-        for index, name in enumerate(value):
-            if not DEBIAN_PACKAGE_RE.match(name):
-                what = f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)"
-                self.problem(key, what, index=index)
-        return tuple(value)
-
-    def env_map(self, key: str) -> dict[str, EnvTemplate]:
-        """An object of environment variable names -> templates. The engine hands objects to
-        the program as JSON text (`pulumi config set --path 'env.NAME' value`); `--path`
-        turns true/false and numbers into JSON booleans and numbers: they become their text."""
-        value = self.values.get(key, self.defaults.get(key))
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return {}  # unset (Pulumi.yaml's short-form default is "")
-        if isinstance(value, str):
-            with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
-                value = json.loads(value)
-        if not isinstance(value, dict):
-            self.problem(key, f"must be an object of variable names, got {value!r}")
-            return {}
-        templates: dict[str, EnvTemplate] = {}
-        for name, raw in sorted(value.items()):
-            if not ENV_NAME_RE.match(name):
-                what = f"{name!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
-                self.problem(key, what, fix=f"pulumi config rm --path '{key}.{name}'")
-                continue
-            if name in RESERVED_ENV or name.startswith("DJANGOSTACK_"):
-                why = RESERVED_ENV.get(name, "the product's own variables start with DJANGOSTACK_")
-                self.problem(
-                    key,
-                    f"{name} is set by the product ({why})",
-                    fix=f"pulumi config rm --path '{key}.{name}'",
-                )
-                continue
-            if isinstance(raw, bool):
-                raw = "true" if raw else "false"
-            elif isinstance(raw, int | float):
-                raw = str(raw)
-            if not isinstance(raw, str):
-                self.problem(key, f"{name} must be a string, got {raw!r}", name=name)
-                continue
-            try:
-                template = parse_template(raw)
-            except ValueError as error:
-                self.problem(key, f"{name}: {error}", name=name)
-                continue
-            unknown = [ref for ref in template.refs if ref not in STACK_VALUES]
-            if unknown:
-                known = ", ".join(sorted(STACK_VALUES))
-                listed = ", ".join(f"${{{ref}}}" for ref in unknown)
-                self.problem(
-                    key, f"{name}: unknown stack value {listed}; known: {known}", name=name
-                )
-                continue
-            templates[name] = template
-        return templates
-
-    def reference(self, key: str) -> str:
-        value = self.text(key)
-        if not REFERENCE_RE.match(value):
-            self.problem(key, f"is not a valid image reference (name[:tag][@digest]): {value!r}")
-        return value
 
 
 def load_config(root: Path = ROOT) -> StackConfig:
@@ -1012,144 +590,3 @@ def _dependencies(r: _Reader, app_dir: Path) -> deps.Dependencies:
     except deps.DependencyError as error:
         r.problem("requirementsFile", str(error))
         return fallback
-
-
-def _default_processes(
-    celery_app: str, concurrency: int, memory_mb: int
-) -> tuple[ProcessConfig, ...]:
-    """Without `processes`: today's Celery worker when the project has a Celery app."""
-    if not celery_app:
-        return ()
-    command = ("celery", "-A", celery_app, "worker", "--loglevel", "INFO")
-    return (
-        ProcessConfig(
-            name=CELERY_PROCESS,
-            command=(*command, "--concurrency", str(concurrency)),
-            replicas=1,
-            memory_mb=memory_mb,
-            health=(),  # the product's Celery ping (components/processes.py)
-            singleton=False,
-            egress=False,
-        ),
-    )
-
-
-def _strings(value: Any) -> tuple[str, ...] | None:
-    """`value` as a non-empty tuple of non-empty strings, else None."""
-    if not isinstance(value, list) or not value:
-        return None
-    if not all(isinstance(item, str) and item for item in value):
-        return None
-    return tuple(value)
-
-
-def _process_integer(r: _Reader, path: str, value: Any, low: int, high: int, example: str) -> int:
-    # YAML numbers arrive as int; text ("2", as `pulumi config set --path ... --type string`
-    # or a quoted YAML value stores it) is accepted the way flat integer keys accept it.
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        r.problem_at(path, f"must be a whole number, got {value!r}", example)
-        return low
-    if not low <= value <= high:
-        r.problem_at(path, f"must be between {low} and {high}, got {value}", example)
-        return low
-    return value
-
-
-def _process_boolean(r: _Reader, path: str, value: Any) -> bool:
-    # Text "true"/"false" too, like the flat boolean keys.
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        value = value.strip().lower() == "true"
-    if not isinstance(value, bool):
-        r.problem_at(path, f"must be true or false, got {value!r}", "true")
-        return False
-    return value
-
-
-def _process(
-    r: _Reader, name: str, spec: Any, celery_app: str, default_memory_mb: int
-) -> ProcessConfig | None:
-    """One entry of `processes`, validated; None when it is unusable (problems recorded)."""
-    base = f"processes.{name}"
-    problem = ""
-    if not PROCESS_NAME_RE.match(name):
-        problem = f"process name {name!r} must match [a-z][a-z0-9-]* (max 30)"
-    elif name in RESERVED_PROCESS_NAMES:
-        problem = f"process name {name!r} is taken by the stack's own <namePrefix>-{name}"
-    if problem:
-        r.problems.append(
-            f"{PROJECT}:{base}: {problem}. Fix: pulumi config rm --path '{base}' && "
-            "pulumi config set --path 'processes.worker.command[0]' python (and its other fields)"
-        )
-        return None
-    if not isinstance(spec, dict):
-        r.problem_at(f"{base}.command[0]", f"must be an object, got {spec!r}", "python")
-        return None
-    for unknown in sorted(set(spec) - set(PROCESS_FIELDS)):
-        close = difflib.get_close_matches(unknown, PROCESS_FIELDS, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        r.problems.append(
-            f"{PROJECT}:{base}.{unknown}: unknown field{hint}; known: "
-            f"{', '.join(PROCESS_FIELDS)}. Fix: pulumi config rm --path '{base}.{unknown}'"
-        )
-    command = _strings(spec.get("command"))
-    if command is None:
-        what = f"command must be a non-empty list of strings, got {spec.get('command')!r}"
-        r.problem_at(f"{base}.command[0]", what, "python")
-        command = ("python",)
-    replicas = _process_integer(
-        r, f"{base}.replicas", spec.get("replicas", 1), 1, MAX_PROCESS_REPLICAS, "1"
-    )
-    memory_mb = _process_integer(
-        r,
-        f"{base}.memoryMb",
-        spec.get("memoryMb", default_memory_mb),
-        MIN_MEMORY_MB,
-        MAX_MEMORY_MB,
-        "512",
-    )
-    health: tuple[str, ...] = ()
-    if "health" in spec:
-        health = _strings(spec["health"]) or ()
-        if not health or health[0] not in ("CMD", "CMD-SHELL") or len(health) < 2:
-            what = (
-                "health must be a Docker health check in CMD form: "
-                f'["CMD", "program", ...] or ["CMD-SHELL", "shell line"], got {spec["health"]!r}'
-            )
-            r.problem_at(f"{base}.health[0]", what, "CMD")
-    elif celery_worker_app(command, celery_app) is None:
-        what = (
-            "health is required: only a Celery worker has a default health check; "
-            "give a command that fails when the process is unhealthy"
-        )
-        r.problem_at(f"{base}.health[0]", what, "CMD")
-    singleton = _process_boolean(r, f"{base}.singleton", spec.get("singleton", False))
-    if singleton and replicas != 1:
-        what = "a singleton runs exactly one task: replicas must be 1 (or singleton false)"
-        r.problem_at(f"{base}.replicas", what, "1")
-    egress = _process_boolean(r, f"{base}.egress", spec.get("egress", False))
-    return ProcessConfig(name, command, replicas, memory_mb, health, singleton, egress)
-
-
-def _processes(
-    r: _Reader, celery_app: str, concurrency: int, default_memory_mb: int
-) -> tuple[ProcessConfig, ...]:
-    """Config `processes` (an object: name -> process), or the default Celery worker."""
-    raw = r.values.get("processes")
-    # Unset: absent, or Pulumi.yaml's default "" that the CLI passes to every program.
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return _default_processes(celery_app, concurrency, default_memory_mb)
-    value: Any = raw
-    if isinstance(raw, str):
-        with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
-            value = json.loads(raw)
-    if not isinstance(value, dict):
-        r.problem_at(
-            "processes.worker.command[0]",
-            f"processes must be an object of name -> process, got {raw!r}",
-            "python",
-        )
-        return ()
-    found = [_process(r, name, spec, celery_app, default_memory_mb) for name, spec in value.items()]
-    return tuple(p for p in found if p is not None)
