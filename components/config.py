@@ -10,6 +10,7 @@ environment mapping in components/envmap.py, the process types in components/pro
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from components.configreader import (
 # Imported `X as X`: re-exported; other modules and the tests import them from here.
 from components.configreader import OBJECT_KEYS as OBJECT_KEYS
 from components.configreader import SECRET_KEYS as SECRET_KEYS
+from components.configreader import UNTYPED_KEYS as UNTYPED_KEYS
 from components.envmap import STACK_VALUES, EnvTemplate
 from components.envmap import Ref as Ref
 from components.envmap import parse_template as parse_template
@@ -118,6 +120,16 @@ class StackConfig:
     # The project's own migrations, app package -> names (project.migrations): named in the
     # migration step's labels so a preview shows what a release will apply.
     migrations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Python requirements the image installs after the project's: what the stack runs that the
+    # project lacks (deps.provided: Gunicorn, a Postgres driver, Celery's Redis client), then
+    # config extraPackages (pinned).
+    provided: tuple[deps.Provided, ...] = ()
+    extra_packages: tuple[str, ...] = ()
+    # Commands (argv) run in the runtime image after collectstatic (config buildCommands, else
+    # what the settings call for: project.build_commands), and as one-shot steps after the
+    # migration, before web changes (config releaseCommands).
+    build_commands: tuple[tuple[str, ...], ...] = ()
+    release_commands: tuple[tuple[str, ...], ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -169,7 +181,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
 
     app_dir = r.path("appDir", directory=True) or root / "app"
     dependencies = _dependencies(r, app_dir)
-    django_settings_module, celery_app = _django_project(r, app_dir)
+    django_settings_module, celery_app = _django_project(r, app_dir, prod)
     static_url = _static_url(r, app_dir, django_settings_module, prod)
     media_url = _media_url(r, app_dir, django_settings_module, prod, static_url)
     health_path = r.text("healthPath")
@@ -242,6 +254,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
 
     celery_concurrency = r.integer("celeryConcurrency", 1, 64)
     processes = _processes(r, celery_app, celery_concurrency, memory_mb["celery"])
+    extra = _extra_packages(r)
 
     cfg = StackConfig(
         project=PROJECT,
@@ -302,6 +315,12 @@ def load_config(root: Path = ROOT) -> StackConfig:
         secret_env=secret_env,
         processes=processes,
         migrations=project.migrations(app_dir, _context_filter(app_dir)),
+        provided=deps.provided(
+            _declared(app_dir, dependencies), _runs_celery(celery_app, processes), extra
+        ),
+        extra_packages=extra,
+        build_commands=_build_commands(r, app_dir, django_settings_module),
+        release_commands=_commands(r, "releaseCommands"),
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -413,6 +432,9 @@ def describe_project(cfg: StackConfig) -> str:
         f"{deps_found.kind} ({deps_found.entry}); settings {cfg.django_settings_module}; "
         f"Celery app {cfg.celery_app or 'none'}; STATIC_URL {cfg.static_url}; "
         f"MEDIA_URL {cfg.media_url or 'none'}; processes {processes}"
+        + "".join(f"; adds {item.requirement} ({item.why})" for item in cfg.provided)
+        + "".join(f"; build command: {shlex.join(c)}" for c in cfg.build_commands)
+        + "".join(f"; release command: {shlex.join(c)}" for c in cfg.release_commands)
     )
 
 
@@ -474,15 +496,18 @@ def _identifier(r: _Reader, key: str) -> str:
     return value
 
 
-def _module(r: _Reader, key: str, app_dir: Path, detect: Callable[[], str]) -> str:
+def _module(
+    r: _Reader, key: str, app_dir: Path, detect: Callable[[], str], example: str | None = None
+) -> str:
     """The key's value, else the detected one; a module that is not a file of the project is a
-    problem (a typo would otherwise only show when the first container starts)."""
+    problem (a typo would otherwise only show when the first container starts). `example`:
+    the fix hint's value (default KEYS[key])."""
     value = r.text(key)
     if not value:
         try:
             value = detect()
         except project.DetectionError as error:
-            r.problem(key, f"cannot be detected: {error}; set it")
+            r.problem(key, f"cannot be detected: {error}; set it", example)
             return KEYS[key]
     if not project.MODULE_RE.match(value):
         r.problem(key, f"must be a dotted Python module path, got {value!r}")
@@ -539,11 +564,18 @@ def _media_url(r: _Reader, app_dir: Path, settings: str, prod: bool, static_url:
     return value
 
 
-def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:
-    """The settings module and the Celery app (components/project.py), detected unless set."""
+def _django_project(r: _Reader, app_dir: Path, prod: bool) -> tuple[str, str]:
+    """The settings module (prod: what the server's wsgi.py / asgi.py loads) and the Celery
+    app (components/project.py), detected unless set."""
     if not app_dir.is_dir():
         return KEYS["djangoSettingsModule"], ""  # appDir is already reported
-    settings = _module(r, "djangoSettingsModule", app_dir, lambda: project.settings_module(app_dir))
+    settings = _module(
+        r,
+        "djangoSettingsModule",
+        app_dir,
+        lambda: project.settings_module(app_dir, server=prod),
+        example=next(iter(project.settings_candidates(app_dir)), None),
+    )
     if not r.text("celeryApp"):
         try:
             if project.celery_app(app_dir, settings) is None:
@@ -554,6 +586,55 @@ def _django_project(r: _Reader, app_dir: Path) -> tuple[str, str]:
             pass  # several apps: `_module` reports it, naming the key to set
     celery = _module(r, "celeryApp", app_dir, lambda: project.celery_app(app_dir, settings) or "")
     return settings, celery
+
+
+def _extra_packages(r: _Reader) -> tuple[str, ...]:
+    """extraPackages: pinned requirement lines (name[extras]==version) the image installs."""
+    lines = r.strings("extraPackages", "pinned requirements") or ()
+    for index, line in enumerate(lines):
+        if not deps.PINNED_RE.match(line):
+            what = f"{line!r} is not one pinned requirement (name[extras]==version, no spaces)"
+            r.problem("extraPackages", what, index=index)
+    return lines
+
+
+def _commands(r: _Reader, key: str) -> tuple[tuple[str, ...], ...]:
+    """A list of command lines, each split like a shell would (quotes; no variables, pipes
+    or globs: the command runs without a shell). Unset: none."""
+    commands = []
+    for index, line in enumerate(r.strings(key, "command lines") or ()):
+        try:
+            argv = tuple(shlex.split(line))
+        except ValueError as error:
+            r.problem(key, f"{line!r}: {error}", index=index)
+            continue
+        if not argv:
+            r.problem(key, "an empty command", index=index)
+            continue
+        commands.append(argv)
+    return tuple(commands)
+
+
+def _build_commands(r: _Reader, app_dir: Path, settings: str) -> tuple[tuple[str, ...], ...]:
+    """buildCommands; unset: what the settings call for (project.build_commands)."""
+    if r.strings("buildCommands") is not None:
+        return _commands(r, "buildCommands")
+    return project.build_commands(app_dir, settings) if app_dir.is_dir() else ()
+
+
+def _runs_celery(celery_app: str, processes: tuple[ProcessConfig, ...]) -> bool:
+    """Whether anything of the stack talks to the Celery broker: a project with a Celery app
+    sends tasks from web too, and a process may start `celery` without one being detected."""
+    return bool(celery_app) or any(p.command[:1] == ("celery",) for p in processes)
+
+
+def _declared(app_dir: Path, dependencies: deps.Dependencies) -> set[str]:
+    """The distributions the project declares; a file that cannot be read is the build's to
+    report (nothing is added then)."""
+    try:
+        return deps.declared(app_dir, dependencies)
+    except (OSError, ValueError):
+        return {"gunicorn", "redis", "psycopg"}
 
 
 def _base_image(r: _Reader, app_dir: Path) -> str:

@@ -38,6 +38,9 @@ KEYS: dict[str, str] = {
     "dockerfile": "docker/Dockerfile",
     "baseImage": "python:3.13-slim",
     "buildPackages": "gettext",
+    "extraPackages": "redis==8.1.0",
+    "buildCommands": "'python manage.py compilemessages'",
+    "releaseCommands": "'python manage.py createcachetable'",
     "runtimePackages": "libjpeg62-turbo",
     "imageName": "djangostack/web",
     "imageTag": "1.4.2",
@@ -95,10 +98,15 @@ MEMORY_KEYS = (
 )
 MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
 # Array keys: their fix hint sets one element with `--path`.
-LIST_KEYS = frozenset({"buildPackages", "runtimePackages"})
+LIST_KEYS = frozenset(
+    {"buildPackages", "runtimePackages", "extraPackages", "buildCommands", "releaseCommands"}
+)
 # Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
 # a set value reaches the program as JSON text.
 OBJECT_KEYS = frozenset({"env", "secretEnv", "processes"})
+# Keys Pulumi.yaml declares untyped with the default "" so "unset" differs from "set empty":
+# the object keys, and buildCommands (unset: detected; []: none).
+UNTYPED_KEYS = OBJECT_KEYS | {"buildCommands"}
 ENV_KEYS = ("env", "secretEnv")  # object keys: their fix hint sets one entry with `--path`
 # Debian policy 5.6.1 (package names). The names reach `apt-get install` through a shell in the
 # Dockerfile: this grammar (no space, quote, `$`, `;`, glob) is what keeps anything else out.
@@ -255,16 +263,24 @@ class _Reader:
             self.problem(key, f"{kind} {path} is not readable")
         return path
 
-    def packages(self, key: str) -> tuple[str, ...]:
-        """A list of Debian package names. The engine hands arrays to the program as JSON text
-        (`pulumi config set --path 'key[0]' name`); Pulumi.yaml's default is a list."""
+    def strings(self, key: str, what: str = "strings") -> tuple[str, ...] | None:
+        """A list of strings. The engine hands arrays to the program as JSON text
+        (`pulumi config set --path 'key[0]' value`); Pulumi.yaml's default is a list, or ""
+        for an untyped key: unset, None."""
         value = self.values.get(key, self.defaults.get(key))
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
         if isinstance(value, str):
             with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
-                value = json.loads(value) if value.strip() else []
-        if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-            self.problem(key, f"must be a list of Debian package names, got {value!r}")
+                value = json.loads(value)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(key, f"must be a list of {what}, got {value!r}")
             return ()
+        return tuple(value)
+
+    def packages(self, key: str) -> tuple[str, ...]:
+        """A list of Debian package names."""
+        value = self.strings(key, "Debian package names") or ()
         for index, name in enumerate(value):
             if not DEBIAN_PACKAGE_RE.match(name):
                 what = f"{name!r} is not a Debian package name (^[a-z0-9][a-z0-9+.-]+$)"

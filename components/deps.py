@@ -17,6 +17,7 @@ as pip reads them), and a missing include is reported with the file and line nam
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,77 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
             return _checked(Dependencies("requirements", candidate, closure), app_dir)
     tried = ", ".join(["pyproject.toml + uv.lock", "pyproject.toml + poetry.lock", *candidates])
     raise DependencyError(f"no dependency declaration found in appDir {app_dir} (tried {tried})")
+
+
+# What the stack runs that a project's own dependencies may lack, pinned: the program adds each
+# to the image's install (a layer of its own after the project's) when it finds none of `names`
+# declared (docs/image.md, "What the image adds").
+@dataclass(frozen=True)
+class Provided:
+    requirement: str  # the pinned requirement line installed
+    names: tuple[str, ...]  # any of these declared (normalized) means the project has it
+    why: str
+
+
+GUNICORN = Provided("gunicorn==27.0.1", ("gunicorn",), "the web server the image runs")
+REDIS_CLIENT = Provided(
+    "redis==8.1.0", ("redis",), "the client of the stack's Celery broker (Redis)"
+)
+POSTGRES_DRIVER = Provided(
+    "psycopg[binary]==3.3.9",
+    ("psycopg", "psycopg-binary", "psycopg2", "psycopg2-binary", "psycopg-c"),
+    "the driver of the stack's database (PostgreSQL)",
+)
+# A requirement's project name and extras (PEP 508), at the start of a requirements line.
+_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[([^\]]*)\])?")
+# An extraPackages entry: one pinned requirement, no spaces, markers or URLs (it reaches pip
+# through the Dockerfile's shell as one word of a space-separated build arg).
+PINNED_RE = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+$"
+)
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(line: str) -> set[str]:
+    """The distribution names a requirement line declares: its own, and `<name>[<extra>]` per
+    extra (celery[redis] brings the Redis client); none for options, comments and blank lines."""
+    line = line.split(" #", 1)[0].strip()
+    match = _REQUIREMENT_RE.match(line)
+    if line.startswith(("-", "#")) or match is None:
+        return set()
+    name = normalize(match.group(1))
+    extras = [normalize(e) for e in (match.group(2) or "").split(",") if e.strip()]
+    return {name, *(f"{name}[{extra}]" for extra in extras)}
+
+
+def declared(app_dir: Path, found: Dependencies) -> set[str]:
+    """Every distribution the project's dependency files name (normalized; see
+    requirement_names): requirements lines, or the packages of a uv or Poetry lock."""
+    names: set[str] = set()
+    for rel in found.files:
+        path = app_dir / rel
+        if found.kind != "requirements" and path.name.endswith(".lock"):
+            packages = tomllib.loads(path.read_text()).get("package", [])
+            names |= {normalize(p["name"]) for p in packages if isinstance(p.get("name"), str)}
+        elif found.kind == "requirements":
+            for line in path.read_text().splitlines():
+                names |= requirement_names(line)
+    return names
+
+
+def provided(names: set[str], has_celery: bool, extra: tuple[str, ...]) -> tuple[Provided, ...]:
+    """What the image adds to the project's dependencies: Gunicorn, a Postgres driver, and the
+    Redis client when the project runs Celery, each only when neither the project (`names`,
+    from declared()) nor config extraPackages (`extra`) names it."""
+    have = names | set().union(*(requirement_names(line) for line in extra))
+    wanted = [GUNICORN, POSTGRES_DRIVER, *([REDIS_CLIENT] if has_celery else [])]
+    redis_extra = {"celery[redis]"} if has_celery else set()
+    return tuple(
+        item
+        for item in wanted
+        if not have & set(item.names) and not (item is REDIS_CLIENT and have & redis_extra)
+    )

@@ -55,6 +55,24 @@ def ca_bundle_secrets(bundle: str) -> dict[str, str]:
     return dict(zip(CA_BUNDLE_IDS, parts, strict=False))
 
 
+def _optional_build_args(cfg: StackConfig, build_env: Mapping[str, str]) -> dict[str, str]:
+    """Build args that exist only when they have something to say: config env/secretEnv at
+    build time, what the image adds to the project's dependencies (deps.provided and config
+    extraPackages), the project's build commands, and (prod) the served URLs collectstatic
+    checks against the settings."""
+    extra = [*(item.requirement for item in cfg.provided), *cfg.extra_packages]
+    served = {"STATIC_URL": ["staticUrl", cfg.static_url], "MEDIA_URL": ["mediaUrl", cfg.media_url]}
+    candidates = {
+        "DJANGOSTACK_BUILD_ENV": json.dumps(dict(build_env), sort_keys=True) if build_env else "",
+        "EXTRA_REQUIREMENTS": " ".join(extra),
+        "DJANGOSTACK_BUILD_COMMANDS": (
+            json.dumps([list(c) for c in cfg.build_commands]) if cfg.build_commands else ""
+        ),
+        "DJANGOSTACK_URLS": json.dumps(served) if cfg.is_prod else "",
+    }
+    return {name: value for name, value in candidates.items() if value}
+
+
 @dataclass(frozen=True)
 class ImageArgs:
     cfg: StackConfig
@@ -149,12 +167,8 @@ class Image(pulumi.ComponentResource):
             # Debian packages (names checked by the config), space-separated.
             "BUILD_PACKAGES": " ".join(cfg.build_packages),
             "RUNTIME_PACKAGES": " ".join(cfg.runtime_packages),
-            # Only when mapped, so stacks without a mapping keep their build inputs.
-            **(
-                {"DJANGOSTACK_BUILD_ENV": json.dumps(dict(args.build_env), sort_keys=True)}
-                if args.build_env
-                else {}
-            ),
+            # Only when set, so stacks without them keep their build inputs.
+            **_optional_build_args(cfg, args.build_env),
         }
         # Local only: a tag unique to everything the build takes (source, build args, the
         # support image, the target), so any change is a new reference for what runs it.

@@ -122,29 +122,45 @@ def migration_labels(migrations: Mapping[str, Sequence[str]]) -> dict[str, str]:
     return {f"{MIGRATIONS_LABEL}.{app}": " ".join(names) for app, names in migrations.items()}
 
 
-def migration_spec(
-    cfg: StackConfig, image_ref: pulumi.Input[str], app_env: AppEnv, backend: docker.Network
+def app_step_spec(
+    cfg: StackConfig,
+    step: str,
+    command: Sequence[str],
+    image_ref: pulumi.Input[str],
+    app_env: AppEnv,
+    backend: docker.Network,
+    labels: Mapping[str, str] | None = None,
 ) -> ServiceSpec:
-    """`manage.py migrate --noinput` with the new image; `renderers.fingerprint` of it is the
-    run key the backup before it shares."""
+    """A one-shot step of the project's own (`<prefix>-<step>`): `command` with the new image,
+    web's environment, secrets, uploads and memory, on the backend network."""
     return hardening.harden(
         ServiceSpec(
-            name=f"{cfg.name_prefix}-migrate",
+            name=f"{cfg.name_prefix}-{step}",
             role="job",
             image=image_ref,
             user=APP_USER,
             limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
             # The entrypoint exports the secretEnv names from their files first.
-            command=(ENTRYPOINT, "python", "manage.py", "migrate", "--noinput"),
+            command=(ENTRYPOINT, *command),
             env=app_env.env,
             secret_env=app_env.secret_env,
             tmpfs=(TMP,),
-            mounts=app_env.mounts,  # a data migration may write uploads
+            mounts=app_env.mounts,  # a data migration or release command may write uploads
             networks=(Networks.attach(backend),),
-            labels=migration_labels(cfg.migrations),
+            labels=dict(labels or {}),
         ),
         long_running=False,
     )
+
+
+def migration_spec(
+    cfg: StackConfig, image_ref: pulumi.Input[str], app_env: AppEnv, backend: docker.Network
+) -> ServiceSpec:
+    """`manage.py migrate --noinput` with the new image; `renderers.fingerprint` of it is the
+    run key the backup before it shares."""
+    command = ("python", "manage.py", "migrate", "--noinput")
+    labels = migration_labels(cfg.migrations)
+    return app_step_spec(cfg, "migrate", command, image_ref, app_env, backend, labels)
 
 
 @dataclass(frozen=True)
@@ -206,3 +222,39 @@ class StaticFiles(pulumi.ComponentResource):
             f"{name}-run", spec, args.image_ref, opts=pulumi.ResourceOptions(parent=self)
         )
         self.register_outputs({"volume": self.volume.name})
+
+
+@dataclass(frozen=True)
+class ReleaseCommandsArgs:
+    cfg: StackConfig
+    image_ref: pulumi.Input[str]
+    app_env: AppEnv
+    backend: docker.Network
+    after: pulumi.Input[pulumi.Resource]  # the migration's success (its Job.done())
+
+
+class ReleaseCommands(pulumi.ComponentResource):
+    """The project's release commands (config releaseCommands: loading initial data,
+    createcachetable...), each a one-shot step `<prefix>-release-<n>` after the migration and
+    the one before it, before web and the processes change; each runs again when anything it
+    runs with changes (a new image included), and a failing one fails the deploy like a
+    migration. `done` is the last one's success (the migration's when there are none)."""
+
+    def __init__(
+        self, name: str, args: ReleaseCommandsArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("djangostack:index:ReleaseCommands", name, None, opts)
+        done = args.after
+        for number, command in enumerate(args.cfg.release_commands, start=1):
+            spec = app_step_spec(
+                args.cfg, f"release-{number}", command, args.image_ref, args.app_env, args.backend
+            )
+            job = renderers.run_once(
+                f"{name}-{number}",
+                spec,
+                renderers.fingerprint(spec),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[done]),
+            )
+            done = job.done()
+        self.done = done
+        self.register_outputs({})

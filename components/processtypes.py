@@ -117,7 +117,7 @@ def _process(
     problem = ""
     if not PROCESS_NAME_RE.match(name):
         problem = f"process name {name!r} must match [a-z][a-z0-9-]* (max 30)"
-    elif name in RESERVED_PROCESS_NAMES:
+    elif name in RESERVED_PROCESS_NAMES or re.fullmatch(r"release-\d+", name):
         problem = f"process name {name!r} is taken by the stack's own <namePrefix>-{name}"
     if problem:
         r.problems.append(

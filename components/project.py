@@ -19,6 +19,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -59,11 +60,14 @@ def _setdefault_value(path: Path) -> str | None:
     return None
 
 
-def settings_module(app_dir: Path) -> str:
-    """The settings module the project's own entry points default to."""
+def settings_module(app_dir: Path, server: bool = False) -> str:
+    """The settings module the project's own entry points default to. `server` (prod): what
+    the server loads, `<package>/wsgi.py` or `asgi.py`, before manage.py (whose default is often
+    the developers' settings); otherwise manage.py first, what developers run."""
     manage = app_dir / "manage.py"
-    if manage.is_file() and (value := _setdefault_value(manage)):
-        return value
+    from_manage = _setdefault_value(manage) if manage.is_file() else None
+    if from_manage and not server:
+        return from_manage
     found = {
         path.relative_to(app_dir).as_posix(): value
         for pattern in ENTRY_POINT_GLOBS
@@ -75,10 +79,25 @@ def settings_module(app_dir: Path) -> str:
     if found:
         listing = ", ".join(f"{file}: {value}" for file, value in found.items())
         raise DetectionError(f"the project's entry points disagree ({listing})")
+    if from_manage:
+        return from_manage
     raise DetectionError(
         "no os.environ.setdefault('DJANGO_SETTINGS_MODULE', ...) in manage.py, "
         f"{' or '.join(ENTRY_POINT_GLOBS)}"
     )
+
+
+def settings_candidates(app_dir: Path) -> list[str]:
+    """Modules that look like settings (`settings.py`, `settings/<name>.py`, at most two
+    packages down), production-sounding first: a fix hint names the project's own, not ours."""
+    found = {
+        ".".join(path.relative_to(app_dir).with_suffix("").parts)
+        for pattern in ("*/settings.py", "*/*/settings.py", "*/settings/*.py", "*/*/settings/*.py")
+        for path in app_dir.glob(pattern)
+        if path.name != "__init__.py"
+    }
+    modules = sorted(m for m in found if all(MODULE_RE.match(part) for part in m.split(".")))
+    return sorted(modules, key=lambda m: not m.rsplit(".", 1)[-1].startswith("prod"))
 
 
 def _creates_celery_app(path: Path) -> bool:
@@ -139,36 +158,102 @@ def _star_import_module(node: ast.ImportFrom, module: str, app_dir: Path) -> str
     return ".".join([*base, node.module] if node.module else base)
 
 
-def _setting_literal(app_dir: Path, module: str, name: str, seen: frozenset[str]) -> str | None:
-    """The string literal a settings module finally assigns to `name` at its top level,
-    following its `from ... import *` lines in order; None when never assigned."""
+class _Unknown:
+    """A setting computed in a way the program does not read before the build."""
+
+    def __init__(self, line: int):
+        self.line = line
+
+
+# Calls that read the environment with a default (os.environ.get, os.getenv, django-environ's
+# env() / env.str() / env.bool(), python-decouple's config()): the value is the default, which
+# is what the stack has unless config env maps that variable (the build checks the result).
+_ENV_READERS = frozenset({"get", "getenv", "env", "str", "bool", "config"})
+
+
+def _evaluate(node: ast.expr, names: dict[str, object]) -> object:
+    """The value of a settings expression made of literals, names assigned before it, f-strings,
+    `+` and environment reads with a default; _Unknown otherwise."""
+    unknown = _Unknown(node.lineno)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return names.get(node.id, unknown)
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for part in node.values:
+            value = (
+                _evaluate(part.value, names)
+                if isinstance(part, ast.FormattedValue)
+                else _evaluate(part, names)
+            )
+            if isinstance(value, _Unknown) or (
+                isinstance(part, ast.FormattedValue) and (part.format_spec or part.conversion > 0)
+            ):
+                return unknown
+            parts.append(str(value))
+        return "".join(parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _evaluate(node.left, names), _evaluate(node.right, names)
+        return left + right if isinstance(left, str) and isinstance(right, str) else unknown
+    if isinstance(node, ast.Call):
+        func = node.func
+        reader = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        default = next((k.value for k in node.keywords if k.arg == "default"), None)
+        if default is None and reader != "env" and len(node.args) >= 2:  # env(name, cast, ...)
+            default = node.args[1]
+        if reader in _ENV_READERS and default is not None:
+            return _evaluate(default, names)
+    return unknown
+
+
+def _namespace(app_dir: Path, module: str, seen: frozenset[str]) -> dict[str, object]:
+    """A settings module's top-level names as the program can evaluate them (_evaluate),
+    following its `from ... import *` lines in order; the last assignment wins."""
     path = module_file(app_dir, module)
     tree = _parse(path) if path else None
+    names: dict[str, object] = {}
     if tree is None or module in seen:
-        return None
-    value: str | None = None
+        return names
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             source = _star_import_module(node, module, app_dir)
-            found = _setting_literal(app_dir, source, name, seen | {module}) if source else None
-            value = found if found is not None else value
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            names.update(_namespace(app_dir, source, seen | {module}) if source else {})
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
-                    raise DetectionError(f"{name} in {module} is not a string literal")
-                value = node.value.value
+            value = _evaluate(node.value, names)
+            names.update({t.id: value for t in targets if isinstance(t, ast.Name)})
+    return names
+
+
+def setting(app_dir: Path, module: str, name: str) -> object:
+    """What a settings module assigns to `name` (None when never assigned); raises
+    DetectionError when it is computed in a way the program cannot read."""
+    value = _namespace(app_dir, module, frozenset()).get(name)
+    if isinstance(value, _Unknown):
+        raise DetectionError(
+            f"{name} in {module} (or a module it star-imports, line {value.line}) is computed "
+            "in a way the program cannot read before the build"
+        )
+    return value
+
+
+def _setting_text(app_dir: Path, module: str, name: str) -> str | None:
+    value = setting(app_dir, module, name)
+    if value is not None and not isinstance(value, str):
+        raise DetectionError(f"{name} in {module} is not text: {value!r}")
     return value
 
 
 def _url_path(value: str) -> str:
-    """A settings URL as nginx's location: leading and trailing slashes."""
-    return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+    """A settings URL as nginx's location: its path, with leading and trailing slashes."""
+    path = urlsplit(value).path if urlsplit(value).netloc else value
+    return "/" + path.strip("/") + "/" if path.strip("/") else "/"
 
 
 def static_url(app_dir: Path, settings: str) -> str:
     """The settings' STATIC_URL as a path with leading and trailing slashes (nginx's location)."""
-    value = _setting_literal(app_dir, settings, "STATIC_URL", frozenset())
+    value = _setting_text(app_dir, settings, "STATIC_URL")
     if value is None:
         raise DetectionError(f"no STATIC_URL = '...' in {settings} or the settings it star-imports")
     return _url_path(value)
@@ -177,8 +262,24 @@ def static_url(app_dir: Path, settings: str) -> str:
 def media_url(app_dir: Path, settings: str) -> str:
     """The settings' MEDIA_URL like static_url; "" when the settings never set it (Django's
     default: a project without uploads, which gets no media location)."""
-    value = _setting_literal(app_dir, settings, "MEDIA_URL", frozenset())
+    value = _setting_text(app_dir, settings, "MEDIA_URL")
     return "" if value is None or not value.strip() else _url_path(value)
+
+
+# The build command a setting asks for (config buildCommands overrides): with COMPRESS_OFFLINE,
+# django-compressor serves only what `compress` generated at build time (else every page using
+# {% compress %} answers 500 OfflineGenerationError).
+COMPRESS_COMMAND = ("python", "manage.py", "compress")
+
+
+def build_commands(app_dir: Path, settings: str) -> tuple[tuple[str, ...], ...]:
+    """The build commands the project's settings call for: `compress` when COMPRESS_OFFLINE is
+    True (read like STATIC_URL; computed in a way the program cannot read: none)."""
+    try:
+        offline = setting(app_dir, settings, "COMPRESS_OFFLINE")
+    except DetectionError:
+        return ()
+    return (COMPRESS_COMMAND,) if offline is True else ()
 
 
 # Python minors a `python:<minor>-slim` base image exists for, oldest first, and the one used

@@ -23,6 +23,8 @@ from components.jobs import (
     BackupArgs,
     Migration,
     MigrationArgs,
+    ReleaseCommands,
+    ReleaseCommandsArgs,
     StaticFiles,
     StaticFilesArgs,
 )
@@ -226,8 +228,13 @@ class DjangoStack(pulumi.ComponentResource):
         self.static: StaticFiles | None = None
         if cfg.is_prod:
             self.static = StaticFiles(f"{name}-static", StaticFilesArgs(cfg, image_ref), child)
+        self.release_commands = ReleaseCommands(
+            f"{name}-release",
+            ReleaseCommandsArgs(cfg, image_ref, app_env, backend, self.migration.job.done()),
+            child,
+        )
         # Web and the processes change only after the deploy steps succeeded.
-        release_steps = [self.migration.job.done()]
+        release_steps = [self.release_commands.done]
         if self.static is not None:
             release_steps.append(self.static.job.done())
         web_networks = (Networks.attach(self.networks.edge, app.HOST), Networks.attach(backend))

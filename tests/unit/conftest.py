@@ -249,3 +249,16 @@ def app_copy(tmp_path: Path) -> Path:
     target = tmp_path / "app"
     shutil.copytree(ROOT / "app", target)
     return target
+
+
+LOG = "".join(f"step output line {n}\n" for n in range(1, 41))
+
+
+def failed_deploy(stack: str, config: dict, failing: str) -> ProgramFailed:
+    """The program's failure when the step `failing` (a Pulumi name) exits 3 after printing
+    LOG (the docker provider records the code; the program must fail on it)."""
+    engine = FakeEngine(exit_codes={failing: 3}, logs={failing: LOG})
+    with pytest.raises(ProgramFailed) as caught:
+        run(stack, config, engine=engine)
+    assert caught.value.error_type == "components.renderers.StepFailed", caught.value.details
+    return caught.value

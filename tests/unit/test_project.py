@@ -95,9 +95,21 @@ def test_a_celery_app_module_is_loaded_as_a_module(tmp_path: Path) -> None:
     assert project.celery_app(app, "shop.settings.prod") == "shop.celery_app"
 
 
+def test_the_server_entry_point_wins_in_prod(tmp_path: Path) -> None:
+    # manage.py is what developers run; the server loads wsgi.py (cookiecutter-django's split).
+    app = shop(
+        tmp_path, "shop.settings.dev", **{"shop/wsgi.py": MANAGE.format("shop.settings.prod")}
+    )
+    assert project.settings_module(app, server=True) == "shop.settings.prod"
+    assert project.settings_module(shop(tmp_path / "only-manage", "shop.settings.dev"), True) == (
+        "shop.settings.dev"
+    )
+
+
 def test_reference_app_is_detected() -> None:
     app = Path(__file__).resolve().parents[2] / "app"
-    settings = project.settings_module(app)
+    assert project.settings_module(app) == "config.settings.development"
+    settings = project.settings_module(app, server=True)
     assert settings == "config.settings.production"
     assert project.celery_app(app, settings) == "config"
 
@@ -168,8 +180,8 @@ def test_undetectable_settings_fail_at_preview_naming_the_key(tmp_path: Path) ->
     assert (
         "djangostack:djangoSettingsModule: cannot be detected: no os.environ.setdefault"
         "('DJANGO_SETTINGS_MODULE', ...) in manage.py, */wsgi.py or */asgi.py; set it. "
-        "Fix: pulumi config set djangoSettingsModule config.settings.production"
-    ) in message
+        "Fix: pulumi config set djangoSettingsModule shop.settings.prod"
+    ) in message  # the project's own settings module, not the bundled app's
 
 
 @pytest.mark.parametrize(
@@ -240,9 +252,35 @@ def test_static_url_follows_star_imports_and_later_assignments_win(tmp_path: Pat
 def test_static_url_from_the_environment_is_reported(tmp_path: Path) -> None:
     app = shop(tmp_path, **{"shop/settings/prod.py": 'import os\nSTATIC_URL = os.environ["S"]\n'})
     with pytest.raises(
-        project.DetectionError, match=r"STATIC_URL in shop\.settings\.prod is not a"
+        project.DetectionError,
+        match=r"STATIC_URL in shop\.settings\.prod \(or a module it star-imports, line 2\) "
+        "is computed",
     ):
         project.static_url(app, "shop.settings.prod")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        'PREFIX = "assets"\nSTATIC_URL = f"/{PREFIX}/"\n',
+        'BASE = "/assets"\nSTATIC_URL = BASE + "/"\n',
+        'import environ\nenv = environ.Env()\nSTATIC_URL = env("STATIC_URL", default="assets/")\n',
+        'import os\nSTATIC_URL = os.environ.get("STATIC_URL", "/assets/")\n',
+        'from decouple import config\nSTATIC_URL = config("STATIC_URL", default="/assets")\n',
+        'STATIC_URL = "https://cdn.example.com/assets/"\n',
+    ],
+)
+def test_static_url_computed_from_what_the_settings_hold(tmp_path: Path, settings: str) -> None:
+    app = shop(tmp_path, **{"shop/settings/prod.py": settings})
+    assert project.static_url(app, "shop.settings.prod") == "/assets/"
+
+
+def test_compress_offline_calls_for_the_compress_command(tmp_path: Path) -> None:
+    base = 'COMPRESS_OFFLINE = False\nSTATIC_URL = "/static/"\n'
+    prod = "from .base import *\nCOMPRESS_OFFLINE = True\n"
+    app = shop(tmp_path, **{"shop/settings/base.py": base, "shop/settings/prod.py": prod})
+    assert project.build_commands(app, "shop.settings.prod") == (project.COMPRESS_COMMAND,)
+    assert project.build_commands(app, "shop.settings.base") == ()
 
 
 def test_nginx_serves_static_files_under_the_projects_static_url(tmp_path: Path) -> None:
@@ -362,11 +400,16 @@ def test_preview_describes_what_it_found_in_the_project() -> None:
         static_url="/assets/",
         media_url="",
         processes=(SimpleNamespace(name="ticker"),),
+        provided=(deps.GUNICORN,),
+        build_commands=(project.COMPRESS_COMMAND,),
+        release_commands=(("python", "manage.py", "load_data", "--file", "a b.json"),),
     )
     assert config.describe_project(found) == (  # type: ignore[arg-type]
         "djangostack: project /src/shop: base image python:3.12-slim; dependencies uv "
         "(uv.lock); settings shop.settings.prod; Celery app none; STATIC_URL /assets/; "
-        "MEDIA_URL none; processes ticker"
+        "MEDIA_URL none; processes ticker; adds gunicorn==27.0.1 (the web server the image "
+        "runs); build command: python manage.py compress; release command: python manage.py "
+        "load_data --file 'a b.json'"
     )
 
 

@@ -15,6 +15,7 @@ from conftest import (
     FakeEngine,
     app_image,
     by_role,
+    failed_deploy,
     holders,
     labels_of,
     network_names,
@@ -26,7 +27,7 @@ from conftest import (
 
 from components import hardening, renderers
 from components.app import ENTRYPOINT
-from tests.program import UNKNOWN, ProgramFailed, ProgramResult, Registration
+from tests.program import UNKNOWN, ProgramResult, Registration
 
 STACKS = ["dev", "prod", "prod_containers", "prod_monitoring"]
 LONG_RUNNING_ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus")
@@ -288,19 +289,6 @@ def test_the_static_sync_runs_for_every_new_image(prod):
     assert labels_of(sync)[renderers.RUN_KEY_LABEL] == ref
     (nginx,) = by_role(prod, "nginx")
     assert prod.depends_on(nginx, sync)
-
-
-LOG = "".join(f"step output line {n}\n" for n in range(1, 41))
-
-
-def failed_deploy(stack: str, config: dict, failing: str) -> ProgramFailed:
-    """The program's failure when the step `failing` (a Pulumi name) exits 3 after printing
-    LOG (the docker provider records the code; the program must fail on it)."""
-    engine = FakeEngine(exit_codes={failing: 3}, logs={failing: LOG})
-    with pytest.raises(ProgramFailed) as caught:
-        run(stack, config, engine=engine)
-    assert caught.value.error_type == "components.renderers.StepFailed", caught.value.details
-    return caught.value
 
 
 @pytest.mark.parametrize(
