@@ -1,4 +1,4 @@
-"""Three realistic Django projects (tests/fixtures/projects) shipped unchanged: nothing in them
+"""Four realistic Django projects (tests/fixtures/projects) shipped unchanged: nothing in them
 knows the product (no djangostack import, no NAME_FILE handling); only the stack config maps
 their own variable names (`env`, `secretEnv`) and their background processes (`processes`).
 
@@ -9,6 +9,13 @@ their own variable names (`env`, `secretEnv`) and their background processes (`p
   `requirements/` directory with `-r` includes, a `manage.py run_worker` loop, python-ldap
   compiled against libldap-dev.
 - pyproject: pyproject.toml + uv.lock (dev group kept out), flat layout, DATABASE_URL.
+- newsroom (issue 18): each pattern that once made a real project fail to deploy. No Gunicorn,
+  Postgres driver or Redis client in its requirements.txt (the program adds them; celery without
+  the redis extra), django-compressor with COMPRESS_OFFLINE (compress at build time), a
+  `load_initial_data` release command, MEDIA_ROOT with a committed media/.gitkeep, STATIC_URL
+  from an f-string, no CSRF_TRUSTED_ORIGINS at all (a form POST on a non-443 port), manage.py on
+  dev settings and wsgi.py on prod settings (detected: no djangoSettingsModule), a Celery worker
+  running the task a view queues.
 
 Each is deployed through the program by the Pulumi engine, with config alone: a prod stack per
 project (HTTPS page, static files from nginx, migrations, healthy processes doing their work, an
@@ -18,12 +25,15 @@ upload surviving a release), and the single-settings project in dev too.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import docker
 import pytest
@@ -31,8 +41,9 @@ import requests
 from docker.models.containers import Container
 from test_image import wait_for
 
-from components import project
+from components import deps, project
 from components.hardening import ROLE_LABEL, STACK_LABEL
+from components.renderers import STEP_LABEL
 from tests.support.engine import deployed
 from tests.support.prodstack import ProdStack, prod_stack
 
@@ -187,7 +198,33 @@ PYPROJECT = Fixture(
     secret_env={"DATABASE_URL": "${databaseUrl}", "SECRET_KEY": "${secretKey}"},
     processes={},  # no background work: not even the default Celery worker
 )
-FIXTURES = (COOKIECUTTER, SINGLE_SETTINGS, PYPROJECT)
+NEWSROOM_SETTINGS = "newsroom.settings.prod"  # its wsgi.py default; manage.py says .dev
+NEWSROOM_RELEASE = "python manage.py load_initial_data"
+NEWSROOM = Fixture(
+    name="newsroom",
+    settings=NEWSROOM_SETTINGS,  # what the program must detect: the config leaves it unset
+    heading="The Newsroom",
+    static_file="css/newsroom.css",
+    app_label="stories",
+    # No CSRF_TRUSTED_ORIGINS: the project reads none (a POST on the stack's port must pass).
+    env={"ALLOWED_HOSTS": "${allowedHosts}", "CELERY_BROKER_URL": "${redisUrl}"},
+    secret_env={"DATABASE_URL": "${databaseUrl}", "SECRET_KEY": "${secretKey}"},
+    processes={
+        "celery": {
+            "command": [
+                *("celery", "-A", "newsroom", "worker"),
+                *("--loglevel", "INFO", "--concurrency", "1"),
+            ],
+        },
+    },
+    extra={
+        # "": detected (prod: the server's entry point, wsgi.py, before manage.py's dev default).
+        "djangoSettingsModule": "",
+        "releaseCommands": [NEWSROOM_RELEASE],
+        # buildCommands unset: `manage.py compress` detected from COMPRESS_OFFLINE = True.
+    },
+)
+FIXTURES = (COOKIECUTTER, SINGLE_SETTINGS, PYPROJECT, NEWSROOM)
 WITH_PROCESSES = tuple(f for f in FIXTURES if f.work)
 T = TypeVar("T")
 
@@ -386,3 +423,225 @@ def test_single_settings_project_in_dev(tmp_path: Path, docker_client: docker.Do
         sql = psql_in(db, "app", "app")
         assert_migrated(fixture, sql)
         assert_processes_work(fixture, sql)
+
+
+# ---------------------------------------------------------------------------------------------
+# newsroom (issue 18): each pattern that once made a real project fail to deploy, on its prod
+# stack (one deployment shared by these tests and the generic ones above).
+
+NEWSROOM_SECTIONS = ["Politics", "Business", "Culture", "Sport"]  # load_initial_data's rows
+# What the program adds to an image whose project lacks them (components/deps.py).
+ADDED = {"gunicorn": deps.GUNICORN, "psycopg": deps.POSTGRES_DRIVER, "redis": deps.REDIS_CLIENT}
+
+
+def docker_time(stamp: str) -> datetime:
+    """A Docker timestamp (RFC 3339 in UTC, nanoseconds) to the microsecond."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00")
+
+
+def step_container(stack: ProdStack, step: str) -> Container:
+    """The container of a one-shot step (`<prefix>-<step>`), exited."""
+    (found,) = stack.client.containers.list(
+        all=True,
+        filters={"label": [f"{STACK_LABEL}={stack.name}", f"{STEP_LABEL}={stack.name}-{step}"]},
+    )
+    return found
+
+
+def session_of(stack: ProdStack) -> requests.Session:
+    """A browser's session on the stack: its certificate trusted, on loopback (no proxy)."""
+    session = requests.Session()
+    session.verify = str(stack.ca_file)
+    session.trust_env = False
+    return session
+
+
+def file_story(
+    stack: ProdStack, headline: str, body: str = "", attachment: tuple[str, bytes] | None = None
+) -> requests.Response:
+    """What a reporter's browser does: GET the front page (its CSRF cookie and form), POST the
+    form to /file/ with the token, the cookie and the page's Origin and Referer; the answer
+    after the redirect."""
+    session = session_of(stack)
+    page = session.get(stack.url + "/", timeout=10)
+    assert page.status_code == 200, page.text[-2000:]
+    section = re.search(r'<option value="(\d+)">Politics</option>', page.text)
+    assert section, page.text
+    fields = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "section": section.group(1),
+        "headline": headline,
+        "body": body,
+    }
+    return session.post(
+        stack.url + "/file/",
+        data=fields,
+        files={"attachment": (*attachment, "text/plain")} if attachment else None,
+        headers={"Origin": stack.url, "Referer": stack.url + "/"},
+        timeout=30,
+    )
+
+
+def installed_versions(container: Container, names: list[str]) -> dict[str, str]:
+    """The installed versions of `names` (distributions) in a running container."""
+    script = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    )
+    code, out = container.exec_run(["python", "-c", script, *names])
+    assert code == 0, out.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_runs_on_the_server_driver_and_client_the_program_adds(prod: Deployed) -> None:
+    """Pattern 1: requirements.txt names no WSGI server, no Postgres driver and celery without
+    its Redis client; the image has the pinned ones the program adds, web serves through
+    Gunicorn and Postgres, and both web and the worker carry the Redis client."""
+    stack = prod.stack
+    requirements = (NEWSROOM.source / "requirements.txt").read_text().splitlines()
+    declared = set().union(*(deps.requirement_names(line) for line in requirements))
+    assert "celery" in declared
+    assert not declared & {"celery[redis]", *(n for item in ADDED.values() for n in item.names)}
+
+    pinned = {name: item.requirement.rsplit("==", 1)[1] for name, item in ADDED.items()}
+    for role in ("web", "celery"):
+        assert installed_versions(stack.containers(role)[0], list(pinned)) == pinned, role
+    web = stack.containers("web")[0]
+    assert any("gunicorn" in " ".join(p) for p in web.top()["Processes"])  # what serves
+    home = stack.get("/")  # read from Postgres (the sections) through psycopg
+    assert home.status_code == 200, home.text[-2000:]
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_offline_compressed_css_is_built_and_served_by_nginx(prod: Deployed) -> None:
+    """Pattern 2: COMPRESS_OFFLINE = True and {% compress css %} in base.html; the build ran
+    `manage.py compress` (without it every page is 500 OfflineGenerationError), the page links
+    the bundle under STATIC_URL + CACHE/, and nginx serves it."""
+    stack = prod.stack
+    home = stack.get("/")
+    assert home.status_code == 200, home.text[-2000:]
+    bundle = re.search(r'<link rel="stylesheet" href="(/assets/CACHE/css/[^"]+\.css)"', home.text)
+    assert bundle, home.text
+    assert "/assets/css/newsroom.css" not in home.text  # the bundle, not the source file
+    css = stack.get(bundle.group(1))
+    assert css.status_code == 200
+    assert "Georgia" in css.text and "text-transform" in css.text  # newsroom.css's rules
+    assert "immutable" in css.headers["Cache-Control"]  # nginx's static location, not Django
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_release_command_loads_the_sections_after_migrations_before_web(
+    prod: Deployed,
+) -> None:
+    """Pattern 3: config releaseCommands runs `manage.py load_initial_data` as its own step
+    after the migration and before web starts; the front page lists its rows."""
+    stack = prod.stack
+    assert stack.config["releaseCommands"] == [NEWSROOM_RELEASE]
+    listed = re.search(r'<ul id="sections">(.*?)</ul>', stack.get("/").text, re.S)
+    assert listed, "no section list on the front page"
+    assert re.findall(r"<li>([^<]+)</li>", listed.group(1)) == NEWSROOM_SECTIONS
+    assert stack.psql("SELECT count(*) FROM stories_section") == str(len(NEWSROOM_SECTIONS))
+
+    release, migrate = step_container(stack, "release-1"), step_container(stack, "migrate")
+    assert NEWSROOM_RELEASE in " ".join(release.attrs["Config"]["Cmd"])
+    assert release.attrs["State"]["ExitCode"] == 0
+    assert "Sections: 4 created, 0 up to date" in release.logs().decode()
+    state = {name: c.attrs["State"] for name, c in {"release": release, "migrate": migrate}.items()}
+    assert docker_time(state["migrate"]["FinishedAt"]) <= docker_time(state["release"]["StartedAt"])
+    released = docker_time(state["release"]["FinishedAt"])
+    for web in stack.containers("web"):
+        assert released <= docker_time(web.attrs["State"]["StartedAt"])
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_upload_under_media_root_with_gitkeep_is_served(prod: Deployed) -> None:
+    """Pattern 4: MEDIA_ROOT = BASE_DIR / "media" holds a committed .gitkeep (the build once
+    refused it); a story's attachment uploads and is served under MEDIA_URL."""
+    stack = prod.stack
+    assert (stack.app_dir / "media" / ".gitkeep").is_file()  # in what was built
+    headline, content = f"Leaked memo {secrets.token_hex(4)}", secrets.token_bytes(2048)
+    filed = file_story(stack, headline, attachment=("memo.txt", content))
+    assert filed.status_code == 200, filed.text[-2000:]
+    article = filed.text.split(f"<h2>{headline}</h2>", 1)
+    assert len(article) == 2, filed.text
+    link = re.search(r'<a href="([^"]+)">attachments/', article[1])
+    assert link, article[1][:1000]
+    assert link.group(1).startswith("/media/attachments/")
+    served = stack.get(link.group(1))
+    assert served.status_code == 200 and served.content == content
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_static_url_from_an_fstring_is_detected_and_served(prod: Deployed) -> None:
+    """Pattern 5: STATIC_URL = f"/{STATIC_PREFIX}/" with STATIC_PREFIX = "assets"; the program
+    reads it as /assets/ and nginx serves the collected files there."""
+    stack = prod.stack
+    base = (NEWSROOM.source / "newsroom" / "settings" / "base.py").read_text()
+    assert 'STATIC_URL = f"/{STATIC_PREFIX}/"' in base
+    assert project.static_url(stack.app_dir, NEWSROOM_SETTINGS) == "/assets/"
+    css = stack.get("/assets/" + NEWSROOM.static_file)
+    assert css.status_code == 200
+    assert css.text == (NEWSROOM.source / "newsroom" / "static" / NEWSROOM.static_file).read_text()
+    assert "immutable" in css.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_form_post_without_csrf_trusted_origins(prod: Deployed) -> None:
+    """Pattern 6: the project sets no CSRF_TRUSTED_ORIGINS; a form POST over HTTPS on the
+    stack's non-443 port passes Django's origin check (nginx passes Host with its port)."""
+    stack = prod.stack
+    settings = "".join(p.read_text() for p in (NEWSROOM.source / "newsroom").rglob("*.py"))
+    assert "CSRF_TRUSTED_ORIGINS" not in settings
+    assert not any("CSRF" in name for name in stack.config["env"])
+    assert urlsplit(stack.url).port not in (None, 443)
+    headline = f"Council passes budget {secrets.token_hex(4)}"
+    filed = file_story(stack, headline, body="After a long debate.")
+    assert filed.status_code == 200, filed.text[-2000:]
+    assert [r.status_code for r in filed.history] == [302]  # the view's redirect, not a 403
+    assert f"<h2>{headline}</h2>" in filed.text
+    assert stack.psql(f"SELECT count(*) FROM stories_story WHERE headline = '{headline}'") == "1"  # noqa: S608
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_settings_module_detected_per_profile(prod: Deployed) -> None:
+    """Pattern 7: manage.py defaults to newsroom.settings.dev, wsgi.py to .prod; with
+    djangoSettingsModule unset the prod stack runs web and the worker on .prod."""
+    stack = prod.stack
+    assert stack.config["djangoSettingsModule"] == ""
+    assert project.settings_module(stack.app_dir) == "newsroom.settings.dev"  # manage.py's
+    for role in ("web", "celery"):
+        spec = stack.service(role).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert f"DJANGO_SETTINGS_MODULE={NEWSROOM_SETTINGS}" in spec["Env"], role
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_celery_worker_runs_the_task_a_view_queues(prod: Deployed) -> None:
+    """Pattern 8: filing a story queues count_words on Redis (web's Redis client); the worker
+    (its own, and prod settings: dev's would write to SQLite) writes the count to Postgres."""
+    stack = prod.stack
+    stack.wait_healthy("celery", 1)
+    headline, body = f"Floods {secrets.token_hex(4)}", "Rivers burst their banks overnight"
+    filed = file_story(stack, headline, body=body)
+    assert filed.status_code == 200, filed.text[-2000:]
+    count_sql = f"SELECT word_count FROM stories_story WHERE headline = '{headline}'"  # noqa: S608
+    counted = wait_for(lambda: stack.psql(count_sql), WORK_TIMEOUT_SECONDS, "count_words to run")
+    assert int(counted) == len(f"{headline} {body}".split())
+    assert f'<p class="words">{counted} words</p>' in stack.get("/").text
+
+
+@pytest.mark.parametrize("fixture", [NEWSROOM], ids=fixture_id)
+def test_newsroom_release_command_runs_again_idempotently_on_a_release(prod: Deployed) -> None:
+    """Pattern 3 again: a new release (a new image) runs load_initial_data again; it creates
+    nothing twice and the site keeps its rows. Last of the newsroom tests: it redeploys."""
+    stack = prod.stack
+    first = step_container(stack, "release-1")
+    stack.up(imageTag="1.0.1")
+    again = step_container(stack, "release-1")
+    assert again.id != first.id and again.attrs["State"]["ExitCode"] == 0
+    assert "Sections: 0 created, 4 up to date" in again.logs().decode()
+    assert stack.psql("SELECT count(*) FROM stories_section") == str(len(NEWSROOM_SECTIONS))
+    home = stack.get("/")
+    assert home.status_code == 200
+    assert all(f"<li>{name}</li>" in home.text for name in NEWSROOM_SECTIONS)
