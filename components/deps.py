@@ -160,14 +160,16 @@ def detect(app_dir: Path, requirements_file: str = "") -> Dependencies:
 # declared (docs/image.md, "What the image adds").
 @dataclass(frozen=True)
 class Provided:
-    requirement: str  # the pinned requirement line installed
+    requirement: str  # the requirement line installed (pinned, or bounded by the project's own)
     names: tuple[str, ...]  # any of these declared (normalized) means the project has it
     why: str
 
 
 GUNICORN = Provided("gunicorn==27.0.1", ("gunicorn",), "the web server the image runs")
+# Celery's own Redis extra, at the project's kombu version: the client (redis) and what kombu's
+# Redis transport imports with it (packaging), in the versions that kombu release accepts.
 REDIS_CLIENT = Provided(
-    "redis==8.1.0", ("redis",), "the client of the stack's Celery broker (Redis)"
+    "kombu[redis]", ("redis",), "the client of the stack's Celery broker (Redis)"
 )
 POSTGRES_DRIVER = Provided(
     "psycopg[binary]==3.3.9",
@@ -221,7 +223,7 @@ def provided(names: set[str], has_celery: bool, extra: tuple[str, ...]) -> tuple
     from declared()) nor config extraPackages (`extra`) names it."""
     have = names | set().union(*(requirement_names(line) for line in extra))
     wanted = [GUNICORN, POSTGRES_DRIVER, *([REDIS_CLIENT] if has_celery else [])]
-    redis_extra = {"celery[redis]"} if has_celery else set()
+    redis_extra = {"celery[redis]", "kombu[redis]"} if has_celery else set()
     return tuple(
         item
         for item in wanted

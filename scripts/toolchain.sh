@@ -67,7 +67,7 @@ unpack_module() {  # work module version
 
 build_docker_build() {  # work out
   local work="$1"
-  # Our one-line patch: a failed build's log reaches the engine (toolchain/README.md).
+  # Our small patch: a failed build's last lines reach the engine (toolchain/README.md).
   unpack_module "$work" github.com/pulumi/pulumi-docker-build "v$DOCKER_BUILD_VERSION"
   patch -d "$work/upstream" -p1 <"$work/dump-failed-build-log.patch"
   (cd "$work" && gobuild "$2/pulumi-resource-docker-build" \

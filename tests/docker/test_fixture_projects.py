@@ -9,7 +9,7 @@ their own variable names (`env`, `secretEnv`) and their background processes (`p
   `requirements/` directory with `-r` includes, a `manage.py run_worker` loop, python-ldap
   compiled against libldap-dev.
 - pyproject: pyproject.toml + uv.lock (dev group kept out), flat layout, DATABASE_URL.
-- newsroom (issue 18): each pattern that once made a real project fail to deploy. No Gunicorn,
+- newsroom: each pattern that once made a real project fail to deploy. No Gunicorn,
   Postgres driver or Redis client in its requirements.txt (the program adds them; celery without
   the redis extra), django-compressor with COMPRESS_OFFLINE (compress at build time), a
   `load_initial_data` release command, MEDIA_ROOT with a committed media/.gitkeep, STATIC_URL
