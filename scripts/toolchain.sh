@@ -69,7 +69,7 @@ build_docker_build() {  # work out
   local work="$1"
   # Our small patch: a failed build's last lines reach the engine (toolchain/README.md).
   unpack_module "$work" github.com/pulumi/pulumi-docker-build "v$DOCKER_BUILD_VERSION"
-  patch -d "$work/upstream" -p1 <"$work/dump-failed-build-log.patch"
+  patch -d "$work/upstream" -p1 <"$work/dump-failed-build-log.patch" || return 1
   (cd "$work" && gobuild "$2/pulumi-resource-docker-build" \
     github.com/pulumi/pulumi-docker-build/provider/cmd/pulumi-resource-docker-build \
     "-X github.com/pulumi/pulumi-docker-build/provider.Version=$DOCKER_BUILD_VERSION")
@@ -79,7 +79,7 @@ build_docker() {  # work out
   local work="$1" out="$2"
   # The upstream module with the re-export package and our one-line patch (toolchain/README.md).
   unpack_module "$work" "$UPSTREAM_MODULE" "$UPSTREAM_VERSION"
-  patch -d "$work/upstream" -p1 <"$work/sorted-env.patch"
+  patch -d "$work/upstream" -p1 <"$work/sorted-env.patch" || return 1
   mkdir -p "$work/upstream/shim"
   cp "$work/_upstream-shim/shim.go" "$work/upstream/shim/"
   # The schema the plugin serves is generated from the same ProviderInfo, then embedded.
@@ -134,7 +134,8 @@ install_plugin() {  # name version
   source="$PLUGINS/pulumi-resource-$name"
   target="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-$name-v$version/pulumi-resource-$name"
   cmp -s "$source" "$target" 2>/dev/null && return 0
-  "$BIN/pulumi" plugin install resource "$name" "$version" --file "$source" >&2
+  # --reinstall: the same version built by another recipe replaces the one there.
+  "$BIN/pulumi" plugin install resource "$name" "$version" --file "$source" --reinstall >&2
 }
 
 cli_version_ok() { [ "$("$1" version 2>/dev/null)" = "v$PULUMI_VERSION" ]; }
