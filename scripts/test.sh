@@ -32,10 +32,23 @@ wait_toolchain() {
 }
 
 run_unit() { "$py" -m pytest tests/unit -q -p no:cacheprovider; }
+# The Docker layer in DOCKER_WORKERS parallel workers, a whole module each (its shared stack
+# stays in one worker): most of a deploy is waiting on health checks and Swarm, not CPU.
+DOCKER_WORKERS="${DOCKER_WORKERS:-2}"
 run_docker() {
   bash scripts/testbed.sh
   wait_toolchain
-  "$py" -m pytest tests/docker -q -p no:cacheprovider -rs
+  # Workers' prints never reach the terminal: the figures the tests measure are collected in a
+  # file (tests/support/figures.py) and printed after the run, pass or fail.
+  export DJANGOSTACK_FIGURES="${TMPDIR:-/tmp}/djangostack-figures.$$.log"
+  : >"$DJANGOSTACK_FIGURES"
+  local status=0
+  "$py" -m pytest tests/docker -q -p no:cacheprovider -rs --durations=15 \
+    -n "$DOCKER_WORKERS" --dist loadfile || status=$?
+  echo "--- figures measured by the Docker layer"
+  cat "$DJANGOSTACK_FIGURES"
+  rm -f "$DJANGOSTACK_FIGURES"
+  [ "$status" = 0 ] || return "$status"
   # Known vulnerabilities of the Python distributions in the runtime image the layer just built
   # (tests/docker/conftest.py RUNTIME_TAG); reviewed exceptions: security/pip-audit-ignore.txt.
   "$py" scripts/audit.py djangostack/web:test

@@ -22,6 +22,7 @@ from typing import TypeVar
 import pytest
 from docker.models.containers import Container
 
+from tests.support import figures
 from tests.support.checks import exec_python
 from tests.support.prodstack import ProdStack, prod_stack
 
@@ -51,8 +52,7 @@ class Attempt:
 
 
 def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
-    with capsys.disabled():  # past pytest's capture: the figures appear in every CI log
-        print(f"\n[celery-durability] {line}")
+    figures.report(capsys, "celery-durability", line)
 
 
 def _in_web(stack: ProdStack, code: str) -> str:

@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from components.nginx import RETRY_AFTER_SECONDS, SECURITY_HEADERS
+from tests.support import figures
 from tests.support.prodstack import ProdStack, prod_stack
 
 STATIC_RE = re.compile(r"/static/core/site\.[0-9a-f]{12}\.css")
@@ -72,8 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
 
 
 def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
-    with capsys.disabled():  # past pytest's capture: the figures appear in every CI log
-        print(f"\n[edge] {line}")
+    figures.report(capsys, "edge", line)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import pytest
 
 from components.hardening import ROLE_LABEL, STACK_LABEL
 from tests.docker.stack_config import free_port
+from tests.support import figures
 from tests.support.engine import leftovers
 from tests.support.load import LoadResult
 from tests.support.prodstack import ProdStack, prod_stack
@@ -164,13 +165,11 @@ def _settle(stack: ProdStack, role: str, count: int, avoid: str | None = None) -
 
 
 def _report(
-    capsys: pytest.CaptureFixture[str], what: str, result: LoadResult | None, **figures: object
+    capsys: pytest.CaptureFixture[str], what: str, result: LoadResult | None, **values: object
 ) -> None:
-    # Printed past pytest's capture so the figures appear in every CI log.
     parts = [result.summary()] if result else []
-    parts += [f"{k}={v:.1f}s" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()]
-    with capsys.disabled():
-        print(f"\n[multinode] {what}: {' '.join(parts)}")
+    parts += [f"{k}={v:.1f}s" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
+    figures.report(capsys, "multinode", f"{what}: {' '.join(parts)}")
 
 
 def _utc_now() -> str:
@@ -210,8 +209,7 @@ def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
 ) -> None:
     placement = _settle(stack, "web", 2)
     celery = dict(_placement(stack, "celery"))
-    with capsys.disabled():
-        print(f"\n[multinode] web placement {dict(placement)}, celery {celery}")
+    figures.report(capsys, "multinode", f"web placement {dict(placement)}, celery {celery}")
     assert len(placement) == 2, placement  # two replicas, two nodes
     assert stack.get("/health/").json() == {"database": "ok", "redis": "ok"}
     # Every node ran exactly what was pushed: the registry reference, by digest.
@@ -354,19 +352,19 @@ def test_workers_hold_no_data(
         for key in ("postgresVolume", "redisVolume", "backupVolume", "staticVolume")
     }
     selector = {"label": f"{STACK_LABEL}={stack.name}"}
-    figures: dict[str, object] = {}
+    held: dict[str, object] = {}
     for worker in WORKERS:
         engine = _engine(testbed, worker)
         roles = Counter(
             c.labels.get(ROLE_LABEL) for c in engine.containers.list(all=True, filters=selector)
         )
         volumes = {v.name for v in engine.volumes.list()}
-        figures[worker] = {"containers": dict(roles), "volumes": sorted(volumes)}
+        held[worker] = {"containers": dict(roles), "volumes": sorted(volumes)}
         assert set(roles) <= {"web", "celery"}, (worker, roles)
         assert engine.volumes.list(filters=selector) == [], worker
         assert not volumes & data_volumes, (worker, volumes & data_volumes)
     # The media volume of a web or Celery task on a worker is that worker's own local volume
     # of the same name (docs/multinode.md, known gap): printed, not data the stack relies on.
-    _report(capsys, "workers", None, **figures)
-    assert any(f["containers"].get("web") for f in figures.values()), figures
+    _report(capsys, "workers", None, **held)
+    assert any(f["containers"].get("web") for f in held.values()), held
     assert data_volumes <= {v.name for v in stack.client.volumes.list()}

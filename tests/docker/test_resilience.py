@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.support import figures
 from tests.support.checks import http_get_in
 from tests.support.prodstack import ROOT, ProdStack, prod_stack
 
@@ -47,8 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_upgrade: str) -> It
 
 
 def _report(capsys: pytest.CaptureFixture[str], line: str) -> None:
-    with capsys.disabled():  # past pytest's capture: the figures appear in every CI log
-        print(f"\n[resilience] {line}")
+    figures.report(capsys, "resilience", line)
 
 
 def _wait_site_healthy(stack: ProdStack) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import figures
 from tests.support.engine import DeployFailed
 from tests.support.load import LoadResult
 from tests.support.prodstack import ProdStack, prod_stack
@@ -63,9 +64,7 @@ def _versions(result: LoadResult) -> set[str]:
 
 
 def _report(capsys: pytest.CaptureFixture[str], what: str, result: LoadResult) -> None:
-    # Printed past pytest's capture so the figures appear in every CI log.
-    with capsys.disabled():
-        print(f"\n[rollout] {what}: {result.summary()} versions={result.bodies}")
+    figures.report(capsys, "rollout", f"{what}: {result.summary()} versions={result.bodies}")
 
 
 def _assert_no_failed_request(result: LoadResult) -> None:
