@@ -8,6 +8,7 @@ fixed name (the orchestrator switched) takes its containers with it instead of c
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import uuid
 from pathlib import Path
@@ -144,7 +145,10 @@ class Migration(migrations.Migration):
 def test_preview_names_the_migrations_a_release_will_apply(dev) -> None:
     migrations = dev.app_dir / "core" / "migrations"
     previous = sorted(p.stem for p in migrations.glob("0*.py"))[-1]
-    (migrations / "0099_release_note.py").write_text(MIGRATION.format(previous=previous))
+    # Unique content: identical source is an identical image tag, which another run's stack
+    # (or an earlier run of this test) may have built already.
+    unique = f"# {secrets.token_hex(8)}\n"
+    (migrations / "0099_release_note.py").write_text(MIGRATION.format(previous=previous) + unique)
     preview = dev.preview(diff=True)
     # The migration step's label for the app changes: the diff shows the new name, and the
     # deploy command's summary lists it (what a pull request's preview comment shows).

@@ -82,9 +82,12 @@ def stack(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
         with deployed(tmp_path_factory.mktemp("reg"), "reg", "prod", overrides=overrides) as stack:
             yield stack
     finally:
+        # By tag, never by id with force: the support image's id is shared with the support
+        # image other tests built under their own tag (same files, same id).
         for repository in (IMAGE_NAME, f"{IMAGE_NAME}-support"):
             for image in client.images.list(name=f"{registry}/{repository}"):
-                client.images.remove(image.id, force=True)
+                for tag in (t for t in image.tags if t.startswith(f"{registry}/")):
+                    client.images.remove(tag)
 
 
 def _registry_digest(registry: str, tag: str) -> str:
