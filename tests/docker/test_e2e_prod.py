@@ -18,6 +18,7 @@ import pytest
 import requests
 import urllib3
 
+from components.hardening import STACK_LABEL
 from tests.support.checks import (
     assert_destroy_keeps_data_then_removes_all,
     assert_hardened_and_healthy,
@@ -231,7 +232,12 @@ def test_config_only_change_runs_no_deploy_step(prod, client) -> None:
         since=since,
         until=until,
         decode=True,
-        filters={"type": "container", "event": "create", "label": "djangostack.role=job"},
+        filters={
+            "type": "container",
+            "event": "create",
+            # This stack's steps only: other modules' stacks deploy in parallel workers.
+            "label": ["djangostack.role=job", f"{STACK_LABEL}={prod.name}"],
+        },
     )
     assert [event["Actor"]["Attributes"].get("name") for event in jobs] == []
 
