@@ -52,14 +52,15 @@ def parse(argv: Sequence[str]) -> Args:
     parser.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]")
     argv = list(argv)
     # Everything after `--` is the command, options included (`python -c ...`).
-    if "--" not in argv or argv.index("--") == len(argv) - 1:
-        parser.error("the command goes after `--`, e.g. -- python manage.py createsuperuser")
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
+    command = tuple(argv[split + 1 :])
+    if not command:
+        parser.error("the command goes after `--`, e.g. -- python manage.py createsuperuser")
     for item in args.env:
         if not _NAME.fullmatch(item.split("=", 1)[0]):
             parser.error(f"--env {item!r}: NAME=VALUE or NAME, NAME a variable name")
-    return Args(args.stack, tuple(args.env), tuple(argv[split + 1 :]))
+    return Args(args.stack, tuple(args.env), command)
 
 
 @dataclass(frozen=True)
