@@ -231,7 +231,7 @@ def _docker(host: str, *args: str) -> str:
 def failed_task_logs(stack: auto.Stack) -> str:
     """The last lines of each Swarm task of the stack that failed recently (a release Swarm
     rolled back, a task that exited): what a converge error alone does not say."""
-    host = _docker_host(stack)
+    host = docker_host(stack)
     services = _docker(
         host, "service", "ls", "--filter", f"label={STACK_LABEL}={stack.name}",
         "--format", "{{.Name}}",
@@ -256,7 +256,8 @@ ROLLOUT_TIMEOUT_SECONDS = 600
 _ROLLOUT_FAILED = frozenset({"paused", "rollback_started", "rollback_paused", "rollback_completed"})
 
 
-def _docker_host(stack: auto.Stack) -> str:
+def docker_host(stack: auto.Stack) -> str:
+    """The engine the stack's Docker provider talks to (config `docker:host`; "": the local one)."""
     value = stack.get_all_config().get("docker:host")
     return value.value if value is not None else ""
 
@@ -266,7 +267,7 @@ def wait_for_rollouts(stack: auto.Stack, timeout: float = ROLLOUT_TIMEOUT_SECOND
     rollout did not complete (rolled back, paused), with Swarm's message. The docker provider's
     converge wait ends once every slot runs a task of any version, which can be before a later
     batch of the release has started, let alone passed its monitor window."""
-    host = _docker_host(stack)
+    host = docker_host(stack)
     services = _docker(
         host, "service", "ls", "--filter", f"label={STACK_LABEL}={stack.name}",
         "--format", "{{.Name}}",

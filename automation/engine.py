@@ -60,10 +60,11 @@ def open_stack(
     work_dir: Path = ROOT,
     env: Mapping[str, str] | None = None,
     inline: Callable[[], None] = program,
+    create: bool = True,
 ) -> auto.Stack:
     """Select `stack` of the project in `work_dir` (its Pulumi.yaml and Pulumi.<stack>.yaml),
-    creating it when new, with the inline program (`inline`: the project's own, unless a test
-    runs another)."""
+    creating it when new unless `create` is false (then auto.errors.StackNotFoundError), with
+    the inline program (`inline`: the project's own, unless a test runs another)."""
     bin_dir = toolchain()
     options = auto.LocalWorkspaceOptions(
         work_dir=str(work_dir),
@@ -71,9 +72,8 @@ def open_stack(
         pulumi_command=auto.PulumiCommand(root=str(bin_dir.parent)),
     )
     # PulumiCommand(root=R) runs R/bin/pulumi.
-    return auto.create_or_select_stack(
-        stack_name=stack, project_name=PROJECT, program=inline, opts=options
-    )
+    select = auto.create_or_select_stack if create else auto.select_stack
+    return select(stack_name=stack, project_name=PROJECT, program=inline, opts=options)
 
 
 def policy_args() -> dict[str, list[str]]:

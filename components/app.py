@@ -39,6 +39,9 @@ HEALTH_PATH = "/_djangostack/health/"
 # the rest. The image's CMD (web) starts with it too.
 ENTRYPOINT = "/opt/djangostack/entrypoint"
 SECRET_ENV_VAR = "DJANGOSTACK_SECRET_ENV"  # noqa: S105 - a variable name, no secret
+# The pids limit of every app container: web, the processes, the project's one-shot steps and
+# one-off commands (automation/run.py).
+PIDS = 256
 
 
 def web_health(path: str, interval: str) -> HealthCheck:
@@ -157,7 +160,7 @@ class Web(pulumi.ComponentResource):
             role="web",
             image=args.image_ref,
             user=USER,
-            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
+            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=PIDS),
             health=web_health(cfg.health_path or HEALTH_PATH, cfg.web_health_interval),
             # Gunicorn's settings are web's alone: changing them touches no other service.
             env={
@@ -239,7 +242,7 @@ class Process(pulumi.ComponentResource):
             labels={hardening.PROCESS_LABEL: process.name},
             image=args.image_ref,
             user=USER,
-            limits=Limits(memory_mb=process.memory_mb, cpus=1.0, pids=256),
+            limits=Limits(memory_mb=process.memory_mb, cpus=1.0, pids=PIDS),
             health=process_health(process, cfg.celery_app),
             command=(ENTRYPOINT, *process.command),
             env=args.app_env.env,

@@ -27,6 +27,9 @@ ROLE_LABEL = "djangostack.role"
 # The role of a files holder: a container created only to receive a service's files as uploads
 # into its files volume, never started (renderers._files).
 HOLDER_ROLE = "files"
+# The role of a one-off command's container (scripts/run.sh, automation/run.py): no resource of
+# the program, so no spec role; it runs to completion and is removed.
+RUN_ROLE = "run"
 PROCESS_LABEL = "djangostack.process"  # a process type's name (config `processes`)
 STACK_LABEL = "djangostack.stack"
 PROJECT_LABEL = "djangostack.project"

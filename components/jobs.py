@@ -13,7 +13,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import hardening, postgres, renderers
-from components.app import ENTRYPOINT, MEDIA_DIR, AppEnv
+from components.app import ENTRYPOINT, MEDIA_DIR, PIDS, AppEnv
 from components.app import USER as APP_USER
 from components.config import StackConfig
 from components.networks import Networks
@@ -139,7 +139,7 @@ def app_step_spec(
             role="job",
             image=image_ref,
             user=APP_USER,
-            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=256),
+            limits=Limits(memory_mb=cfg.memory_mb["web"], cpus=1.0, pids=PIDS),
             # The entrypoint exports the secretEnv names from their files first.
             command=(ENTRYPOINT, *command),
             env=app_env.env,
@@ -153,6 +153,11 @@ def app_step_spec(
     )
 
 
+# The migration step's container is `<namePrefix>-migrate`; one-off commands (automation/run.py)
+# take their run spec from it.
+MIGRATION_STEP = "migrate"
+
+
 def migration_spec(
     cfg: StackConfig, image_ref: pulumi.Input[str], app_env: AppEnv, backend: docker.Network
 ) -> ServiceSpec:
@@ -160,7 +165,7 @@ def migration_spec(
     run key the backup before it shares."""
     command = ("python", "manage.py", "migrate", "--noinput")
     labels = migration_labels(cfg.migrations)
-    return app_step_spec(cfg, "migrate", command, image_ref, app_env, backend, labels)
+    return app_step_spec(cfg, MIGRATION_STEP, command, image_ref, app_env, backend, labels)
 
 
 @dataclass(frozen=True)

@@ -123,18 +123,19 @@ class EngineStack:
     _stack: auto.Stack | None = None
 
     @property
+    def engine_env(self) -> dict[str, str]:
+        """The environment that reaches this stack's backend (for scripts/run.sh too)."""
+        return {
+            "PULUMI_BACKEND_URL": BACKEND_DIR.as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            **self.env,
+        }
+
+    @property
     def stack(self) -> auto.Stack:
         if self._stack is None:
             BACKEND_DIR.mkdir(parents=True, exist_ok=True)
-            self._stack = open_stack(
-                self.name,
-                self.work_dir,
-                {
-                    "PULUMI_BACKEND_URL": BACKEND_DIR.as_uri(),
-                    "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-                    **self.env,
-                },
-            )
+            self._stack = open_stack(self.name, self.work_dir, self.engine_env)
         return self._stack
 
     def _configure(self, config: Mapping[str, Any]) -> None:
