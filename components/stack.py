@@ -2,7 +2,8 @@
 
 Order of a deploy (enforced by dependencies, and by inputs for the steps' success): image
 build -> Postgres and Redis healthy -> backup -> migration -> web and the processes, e.g.
-Celery -> nginx in prod (the static sync before web in prod). Web, the processes and nginx
+Celery -> nginx in prod (the static sync before web in prod; the maintenance switch before
+the backup when on, after web and the processes when off). Web, the processes and nginx
 change only once the steps before them succeeded (`Job.done()`): a failed step leaves them as
 they were."""
 
