@@ -9,6 +9,8 @@ environment mapping in components/envmap.py, the process types in components/pro
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -48,6 +50,11 @@ from components.envmap import parse_template as parse_template
 from components.processtypes import CELERY_PROCESS as CELERY_PROCESS
 from components.processtypes import ProcessConfig, _processes
 from components.processtypes import celery_worker_app as celery_worker_app
+
+# The maintenance page nginx answers with when the project names none (maintenancePage), and
+# the largest page accepted: it travels through the state like every uploaded file.
+PRODUCT_MAINTENANCE_PAGE = ROOT / "components" / "nginx" / "maintenance.html"
+MAX_MAINTENANCE_PAGE_BYTES = 256 * 1024
 
 
 class ConfigError(pulumi.RunError):
@@ -130,6 +137,11 @@ class StackConfig:
     # migration, before web changes (config releaseCommands).
     build_commands: tuple[tuple[str, ...], ...] = ()
     release_commands: tuple[tuple[str, ...], ...] = ()
+    # Maintenance mode (prod): on or off, the page nginx answers with (maintenancePage, else
+    # the product's) and the client networks it lets through (maintenanceAllow, CIDR).
+    maintenance: bool = False
+    maintenance_page: Path = field(default_factory=lambda: PRODUCT_MAINTENANCE_PAGE)
+    maintenance_allow: tuple[str, ...] = ()
 
     @property
     def is_prod(self) -> bool:
@@ -255,6 +267,14 @@ def load_config(root: Path = ROOT) -> StackConfig:
     celery_concurrency = r.integer("celeryConcurrency", 1, 64)
     processes = _processes(r, celery_app, celery_concurrency, memory_mb["celery"])
     extra = _extra_packages(r)
+    maintenance = r.boolean("maintenance")
+    if maintenance and not prod:
+        r.problem(
+            "maintenance",
+            "the dev profile has no nginx, the edge that answers with the maintenance page; "
+            "maintenance mode is for prod stacks",
+            "false",
+        )
 
     cfg = StackConfig(
         project=PROJECT,
@@ -321,6 +341,9 @@ def load_config(root: Path = ROOT) -> StackConfig:
         extra_packages=extra,
         build_commands=_build_commands(r, app_dir, django_settings_module),
         release_commands=_commands(r, "releaseCommands"),
+        maintenance=maintenance,
+        maintenance_page=_maintenance_page(r, app_dir),
+        maintenance_allow=_maintenance_allow(r),
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -620,6 +643,49 @@ def _build_commands(r: _Reader, app_dir: Path, settings: str) -> tuple[tuple[str
     if r.strings("buildCommands") is not None:
         return _commands(r, "buildCommands")
     return project.build_commands(app_dir, settings) if app_dir.is_dir() else ()
+
+
+def _maintenance_page(r: _Reader, app_dir: Path) -> Path:
+    """maintenancePage: a UTF-8 file inside appDir (a path relative to it); unset: the
+    product's page."""
+    raw = r.text("maintenancePage")
+    if not raw:
+        return PRODUCT_MAINTENANCE_PAGE
+    path = (app_dir / raw).resolve()
+    if Path(raw).is_absolute() or not path.is_relative_to(app_dir.resolve()):
+        r.problem("maintenancePage", f"must be a path inside appDir, relative to it, got {raw!r}")
+        return PRODUCT_MAINTENANCE_PAGE
+    if not path.is_file():
+        r.problem("maintenancePage", f"file {path} does not exist (a path relative to appDir)")
+        return PRODUCT_MAINTENANCE_PAGE
+    try:
+        size = len(path.read_text(encoding="utf-8").encode())  # nginx sends it as UTF-8
+    except (OSError, UnicodeDecodeError) as error:
+        r.problem("maintenancePage", f"file {path} is not readable UTF-8 text: {error}")
+        return PRODUCT_MAINTENANCE_PAGE
+    if size > MAX_MAINTENANCE_PAGE_BYTES:
+        r.problem(
+            "maintenancePage",
+            f"file {path} has {size} bytes, more than {MAX_MAINTENANCE_PAGE_BYTES}",
+        )
+    return path
+
+
+def _maintenance_allow(r: _Reader) -> tuple[str, ...]:
+    """maintenanceAllow: IPv4 addresses and networks (CIDR), as nginx's geo block reads them."""
+    networks: list[str] = []
+    entries = r.strings("maintenanceAllow", "IPv4 addresses or networks (CIDR)") or ()
+    for index, entry in enumerate(entries):
+        try:
+            network = ipaddress.IPv4Network(entry)
+        except ValueError as error:
+            what = f"{entry!r} is not an IPv4 address or network (CIDR): {error}"
+            with contextlib.suppress(ValueError):  # host bits set: name the network meant
+                what += f"; did you mean {ipaddress.IPv4Network(entry, strict=False)}?"
+            r.problem("maintenanceAllow", what, index=index)
+            continue
+        networks.append(str(network))
+    return tuple(dict.fromkeys(networks))
 
 
 def _runs_celery(celery_app: str, processes: tuple[ProcessConfig, ...]) -> bool:

@@ -79,6 +79,9 @@ KEYS: dict[str, str] = {
     "tlsSelfSigned": "true",
     "backupRetention": "7",
     "monitoring": "true",
+    "maintenance": "true",
+    "maintenancePage": "templates/maintenance.html",
+    "maintenanceAllow": "203.0.113.0/24",
     "webMemoryMb": "512",
     "celeryMemoryMb": "512",
     "postgresMemoryMb": "1024",
@@ -99,7 +102,14 @@ MEMORY_KEYS = (
 MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
 # Array keys: their fix hint sets one element with `--path`.
 LIST_KEYS = frozenset(
-    {"buildPackages", "runtimePackages", "extraPackages", "buildCommands", "releaseCommands"}
+    {
+        "buildPackages",
+        "runtimePackages",
+        "extraPackages",
+        "buildCommands",
+        "releaseCommands",
+        "maintenanceAllow",
+    }
 )
 # Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
 # a set value reaches the program as JSON text.

@@ -39,6 +39,8 @@ class BackupArgs:
     password: pulumi.Input[str]
     postgres: pulumi.Resource  # the (healthy) Postgres container
     media_volume: pulumi.Input[str]  # archived next to each dump
+    # What else runs first: maintenance mode switched on in the same deploy.
+    after: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
 MEDIA_ARCHIVE_SUFFIX = ".media.tar"  # scripts/lib/backups.sh pairs it with its dump the same way
@@ -108,7 +110,7 @@ class Backup(pulumi.ComponentResource):
             f"{name}-run",
             spec,
             args.run_key,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.postgres]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.postgres, *args.after]),
         )
         self.register_outputs({"volume": self.volume.name})
 

@@ -23,6 +23,15 @@ USER = "101:101"  # nginx-unprivileged
 HTTP_PORT, HTTPS_PORT = 8080, 8443  # inside the container: no capability needed
 # Retry-After of nginx's 503 while web is unreachable: about one web restart or task start.
 RETRY_AFTER_SECONDS = 5
+# Maintenance mode (components/maintenance.py): nginx answers 503 with the page while the file
+# EDGE_DIR/MAINTENANCE_PAGE exists in the edge volume (mounted read-only here). Retry-After: a
+# maintenance lasts minutes, not a task restart.
+EDGE_DIR = "/srv/edge"
+MAINTENANCE_PAGE = "maintenance.html"
+MAINTENANCE_URI = "/_djangostack/maintenance.html"  # internal: clients cannot request it
+MAINTENANCE_RETRY_AFTER_SECONDS = 300
+# What maintenance mode never answers for: probes and load balancers keep seeing the truth.
+HEALTH_PATHS = ("/nginx-health", app.HEALTH_PATH)
 # What nginx sends on every HTTPS answer when the app has not (the header maps of the template).
 SECURITY_HEADERS = (
     "Strict-Transport-Security",
@@ -45,6 +54,11 @@ def render_media_location(media_url: str) -> str:
     return _Template((TEMPLATES / "media.conf.tmpl").read_text()).substitute(media_url=media_url)
 
 
+def _entries(keys: tuple[str, ...], value: int) -> str:
+    """Lines of a geo or map block: each key with `value`."""
+    return "".join(f"    {key} {value};\n" for key in keys)
+
+
 def render_conf(cfg: StackConfig) -> str:
     suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
     return _Template((TEMPLATES / "default.conf.tmpl").read_text()).substitute(
@@ -55,6 +69,12 @@ def render_conf(cfg: StackConfig) -> str:
         retry_after=RETRY_AFTER_SECONDS,
         static_url=cfg.static_url,
         media_location=render_media_location(cfg.media_url),
+        edge_dir=EDGE_DIR,
+        maintenance_page=MAINTENANCE_PAGE,
+        maintenance_uri=MAINTENANCE_URI,
+        maintenance_retry_after=MAINTENANCE_RETRY_AFTER_SECONDS,
+        maintenance_allow=_entries(cfg.maintenance_allow, 0),
+        maintenance_exempt=_entries((*HEALTH_PATHS, MAINTENANCE_URI), 0),
     )
 
 
@@ -64,6 +84,7 @@ class NginxArgs:
     edge_network: docker.Network
     static_volume: pulumi.Input[str]
     media_volume: pulumi.Input[str]  # served read-only at the project's MEDIA_URL
+    edge_volume: pulumi.Input[str]  # the maintenance page, when on (components/maintenance.py)
     depends_on: list[pulumi.Input[pulumi.Resource]]  # web, and the static sync's success
 
 
@@ -95,6 +116,7 @@ class Nginx(pulumi.ComponentResource):
             mounts=(
                 Mount(STATIC_DIR, args.static_volume, read_only=True),
                 Mount(app.MEDIA_DIR, args.media_volume, read_only=True),
+                Mount(EDGE_DIR, args.edge_volume, read_only=True),
             ),
             uploads={
                 f"{CONF_DIR}/default.conf": Upload(render_conf(cfg)),

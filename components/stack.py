@@ -2,7 +2,8 @@
 
 Order of a deploy (enforced by dependencies, and by inputs for the steps' success): image
 build -> Postgres and Redis healthy -> backup -> migration -> web and the processes, e.g.
-Celery -> nginx in prod (the static sync before web in prod). Web, the processes and nginx
+Celery -> nginx in prod (the static sync before web in prod; the maintenance switch before
+the backup when on, after web and the processes when off). Web, the processes and nginx
 change only once the steps before them succeeded (`Job.done()`): a failed step leaves them as
 they were."""
 
@@ -28,6 +29,7 @@ from components.jobs import (
     StaticFiles,
     StaticFilesArgs,
 )
+from components.maintenance import Maintenance, MaintenanceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.networks import Networks, NetworksArgs
 from components.nginx import Nginx, NginxArgs
@@ -203,6 +205,13 @@ class DjangoStack(pulumi.ComponentResource):
             mounts=(Mount(app.MEDIA_DIR, self.media_volume.name),),
         )
 
+        # Maintenance mode (prod): switched on before this deploy's backup and migration,
+        # switched off only once web and the processes run the release (below).
+        self.maintenance: Maintenance | None = None
+        if cfg.is_prod and cfg.maintenance:
+            self.maintenance = Maintenance(f"{name}-maintenance", MaintenanceArgs(cfg), child)
+        first = [self.maintenance.job.done()] if self.maintenance else []
+
         image_ref = self.image.ref
         # One run key for the backup and the migration: a backup before every migration run.
         migration_spec = jobs.migration_spec(cfg, image_ref, app_env, backend)
@@ -210,7 +219,13 @@ class DjangoStack(pulumi.ComponentResource):
         self.backup = Backup(
             f"{name}-backup",
             BackupArgs(
-                cfg, run_key, backend, password, self.postgres.container, self.media_volume.name
+                cfg,
+                run_key,
+                backend,
+                password,
+                self.postgres.container,
+                self.media_volume.name,
+                after=first,
             ),
             child,
         )
@@ -261,8 +276,14 @@ class DjangoStack(pulumi.ComponentResource):
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.web])),
             )
 
+        if cfg.is_prod and not cfg.maintenance:
+            after = [self.web, *self.processes.values()]
+            self.maintenance = Maintenance(
+                f"{name}-maintenance", MaintenanceArgs(cfg, after), child
+            )
+
         self.nginx: Nginx | None = None
-        if self.static is not None:
+        if self.static is not None and self.maintenance is not None:
             self.nginx = Nginx(
                 f"{name}-nginx",
                 NginxArgs(
@@ -270,6 +291,7 @@ class DjangoStack(pulumi.ComponentResource):
                     self.networks.edge,
                     self.static.volume.name,
                     self.media_volume.name,
+                    self.maintenance.volume.name,
                     depends_on=[self.web, self.static.job.done()],
                 ),
                 child,

@@ -40,7 +40,7 @@ APP_USER_ID = "10001"
 EXPECTED = {  # long-running roles, one-shot steps (their Docker names without the prefix)
     "prod": (
         {"postgres", "redis", "web", "celery", "nginx", "prometheus"},
-        {"migrate", "backup", "static-sync"},
+        {"migrate", "backup", "static-sync", "maintenance"},
     ),
     "dev": ({"postgres", "redis", "web", "celery"}, {"migrate", "backup"}),
 }

@@ -1,14 +1,18 @@
 """A bounded HTTP load loop for rollout tests and benchmarks (loopback targets only).
 
 Each worker thread sends requests back to back until `stop` is set or `max_seconds` pass,
-recording status and latency. A request that raises or answers 5xx counts as a failure.
+recording status and latency. A request that raises or answers 5xx counts as a failure; one
+that raises (no answer at all) is also an error. With `classify`, each answer's class is
+recorded with the time its request was sent.
 """
 
 from __future__ import annotations
 
+import collections
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
@@ -26,7 +30,18 @@ class LoadResult:
     # time.monotonic() of the first and the last answer with each body (with track_body)
     first_seen: dict[str, float] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
+    # (time.monotonic() the request was sent, the answer's class), with `classify`
+    answers: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[str]:
+        """The requests that got no answer (connection refused or reset, timeout), by kind."""
+        return [failure for failure in self.failures if not failure.startswith("HTTP ")]
+
+    def classes(self, since: float = 0.0, until: float = float("inf")) -> dict[str, int]:
+        """How many answers of each class the requests sent between `since` and `until` got."""
+        return dict(collections.Counter(c for at, c in self.answers if since <= at < until))
 
     @property
     def requests(self) -> int:
@@ -59,9 +74,11 @@ class LoadLoop:
         timeout: float = 10,
         verify: bool | str = False,
         track_body: bool = False,
+        classify: Callable[[requests.Response], str] | None = None,
     ) -> None:
         self.url, self.workers, self.max_seconds = url, workers, max_seconds
         self.timeout, self.verify, self.track_body = timeout, verify, track_body
+        self.classify = classify
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -71,11 +88,15 @@ class LoadLoop:
         session = requests.Session()
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
+            sent = time.monotonic()
             began = time.perf_counter()
             try:
                 response = session.get(self.url, timeout=self.timeout, verify=self.verify)
                 elapsed = (time.perf_counter() - began) * 1000
+                answer = self.classify(response) if self.classify else None
                 with self._lock:
+                    if answer is not None:
+                        self.result.answers.append((sent, answer))
                     self.result.statuses[response.status_code] = (
                         self.result.statuses.get(response.status_code, 0) + 1
                     )

@@ -94,14 +94,21 @@ class ProdStack(EngineStack):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def load(self, workers: int, max_seconds: float) -> LoadLoop:
-        """Started HTTPS load on /version/ (the answering release in each body) through nginx."""
+    def load(
+        self,
+        workers: int,
+        max_seconds: float,
+        classify: Callable[[requests.Response], str] | None = None,
+    ) -> LoadLoop:
+        """Started HTTPS load on /version/ (the answering release in each body) through nginx;
+        `classify` names each answer's class (LoadResult.answers)."""
         return LoadLoop(
             self.url + "/version/",
             workers=workers,
             max_seconds=max_seconds,
             verify=str(self.ca_file),
             track_body=True,
+            classify=classify,
         ).start()
 
     def psql(self, sql: str, database: str | None = None) -> str:

@@ -56,7 +56,9 @@ def test_one_shot_jobs_need_no_health_check():
     assert hardening.check(dataclasses.replace(GOOD, health=None), long_running=False) == []
 
 
-def nginx_conf(https_port: int = 443, media_url: str = "") -> str:
+def nginx_conf(
+    https_port: int = 443, media_url: str = "", maintenance_allow: tuple[str, ...] = ()
+) -> str:
     fields = {f.name: None for f in dataclasses.fields(StackConfig)}
     cfg = StackConfig(
         **{
@@ -65,6 +67,7 @@ def nginx_conf(https_port: int = 443, media_url: str = "") -> str:
             "https_port": https_port,
             "static_url": "/static/",
             "media_url": media_url,
+            "maintenance_allow": maintenance_allow,
         }
     )
     return render_conf(cfg)
@@ -121,7 +124,7 @@ def test_every_nginx_block_with_its_own_headers_includes_the_security_headers():
     conf = nginx_conf()
     bodies = [block(conf, opening) for opening in re.findall(r"location [^{]+\{", conf)]
     with_headers = [body for body in bodies if "add_header" in body]
-    assert len(with_headers) == 2  # static files and the 503 page
+    assert len(with_headers) == 3  # static files, the 503 page and the maintenance page
     for body in with_headers:
         assert "include /etc/nginx/conf.d/security-headers.inc;" in body
 

@@ -22,6 +22,8 @@ STACKS = {
     "prod": ("prod", PROD),
     "prod-containers": ("prod", {**PROD, "orchestrator": "containers", "monitoring": True}),
     "prod-with-registry": ("prod", {**PROD, "registry": "registry.example.com:5000"}),
+    # The maintenance step writes the page into the edge volume, from its own files volume.
+    "prod-maintenance": ("prod", {**PROD, "maintenance": True}),
 }
 EXPECTED_ROLES = {
     "dev": {"web", "celery", "postgres", "redis", "job"},
@@ -59,10 +61,11 @@ def test_program_resources_pass_every_policy(variant):
     assert _violations(result) == []
 
 
-def test_steps_are_one_shot_workloads_and_holders_are_none():
+@pytest.mark.parametrize("variant", ["prod-containers", "prod-maintenance"])
+def test_steps_are_one_shot_workloads_and_holders_are_none(variant):
     """One-shot steps are held to every rule (but a health check); the holders, created only
     to receive files and never started, are not workloads."""
-    result = program("prod-containers")
+    result = program(variant)
     views = {w.name: w for w in _workloads(result)}
     jobs = steps(result)
     assert jobs
@@ -81,6 +84,8 @@ def test_prod_with_a_registry_runs_the_pushed_image_by_digest():
     app_images = {w.image for w in _workloads(result) if w.role in ("web", "celery", "job")}
     assert app_images, "no web/celery workload found"
     app_images.discard("postgres:16-bookworm")  # the backup step runs the Postgres image
+    # The maintenance step runs nginx's image.
+    app_images.discard("nginxinc/nginx-unprivileged:1.27-bookworm")
     for image in app_images:
         repository, _, digest = rules.split_image_ref(image)
         assert repository == "registry.example.com:5000/djangostack/web", image

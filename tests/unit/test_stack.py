@@ -182,7 +182,7 @@ def test_one_shot_steps_are_hardened_containers_run_to_completion(result):
     jobs = steps(result)
     expected = {"djangostack-backup-run", "djangostack-migration-run"}
     if result.outputs["profile"] == "prod":
-        expected.add("djangostack-static-run")
+        expected |= {"djangostack-static-run", "djangostack-maintenance-run"}
     assert {j.name for j in jobs} == expected
     for job in jobs:
         i = job.plain_inputs
