@@ -77,6 +77,11 @@ KEYS: dict[str, str] = {
     "tlsCertFile": "certs/site.crt",
     "tlsKeyFile": "certs/site.key",
     "tlsSelfSigned": "true",
+    "acme": "true",
+    "acmeEmail": "ops@example.com",
+    "acmeDirectory": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "acmeNames": "www.shop.example.com",
+    "acmeCaBundleFile": "certs/acme-ca.pem",
     "backupRetention": "7",
     "monitoring": "true",
     "webMemoryMb": "512",
@@ -99,7 +104,14 @@ MEMORY_KEYS = (
 MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 65536
 # Array keys: their fix hint sets one element with `--path`.
 LIST_KEYS = frozenset(
-    {"buildPackages", "runtimePackages", "extraPackages", "buildCommands", "releaseCommands"}
+    {
+        "buildPackages",
+        "runtimePackages",
+        "extraPackages",
+        "buildCommands",
+        "releaseCommands",
+        "acmeNames",
+    }
 )
 # Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
 # a set value reaches the program as JSON text.

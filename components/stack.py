@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import app, jobs, postgres, redis, renderers
+from components.acme import Acme, AcmeArgs
 from components.app import AppArgs, AppEnv, Process, ProcessArgs, Web
 from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
@@ -74,7 +75,12 @@ def _after(dependency: pulumi.Resource) -> pulumi.ResourceTransformation:
 
 def plain_stack_values(cfg: StackConfig) -> dict[str, str]:
     """The plain (non-secret) stack values of config.STACK_VALUES, all known at preview."""
-    hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
+    if cfg.acme:  # every name of the certificate reaches the app through nginx
+        hosts = list(cfg.acme.names)
+    elif cfg.is_prod:
+        hosts = [cfg.domain]
+    else:
+        hosts = sorted({cfg.domain, "localhost", "127.0.0.1"})
     return {
         "postgresHost": postgres.HOST,
         "postgresPort": str(postgres.PORT),
@@ -261,6 +267,10 @@ class DjangoStack(pulumi.ComponentResource):
                 pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.web])),
             )
 
+        self.acme: Acme | None = None
+        if cfg.acme:
+            self.acme = Acme(f"{name}-acme", AcmeArgs(cfg), child)
+
         self.nginx: Nginx | None = None
         if self.static is not None:
             self.nginx = Nginx(
@@ -271,6 +281,7 @@ class DjangoStack(pulumi.ComponentResource):
                     self.static.volume.name,
                     self.media_volume.name,
                     depends_on=[self.web, self.static.job.done()],
+                    acme_mounts=self.acme.nginx_mounts if self.acme else (),
                 ),
                 child,
             )

@@ -238,6 +238,15 @@ def prod_containers() -> ProgramResult:
     return run("prod", {**PROD_TLS, "orchestrator": "containers"})
 
 
+# Config acme: certificates from an ACME CA (the default directory: Let's Encrypt).
+ACME = {"acme": True, "acmeEmail": "ops@shop.example.com", "domain": "shop.example.com"}
+
+
+@pytest.fixture(scope="session")
+def prod_acme() -> ProgramResult:
+    return run("prod", {**ACME, "acmeNames": ["www.shop.example.com"]})
+
+
 @pytest.fixture(scope="session")
 def prod_monitoring() -> ProgramResult:
     return run("prod", {**PROD_TLS, "monitoring": True})
