@@ -488,7 +488,7 @@ def _acme(r: _Reader, prod: bool, domain: str, http_port: int) -> AcmeConfig | N
             f"with acme, must be a fully qualified host name of at most {ACME_MAX_CN} "
             f"characters that resolves to nginx's host, got {domain!r}",
         )
-    names = [domain]
+    names = [domain.lower()]  # as certificates carry them
     for index, name in enumerate(r.strings("acmeNames", "host names") or ()):
         if not HOSTNAME_RE.match(name) or "." not in name or IPV4_RE.match(name):
             what = (
@@ -500,7 +500,7 @@ def _acme(r: _Reader, prod: bool, domain: str, http_port: int) -> AcmeConfig | N
                 "acmeNames", f"{name!r} is listed twice (domain is always a name)", index=index
             )
         else:
-            names.append(name)
+            names.append(name.lower())
     if len(names) > ACME_MAX_NAMES:
         r.problem(
             "acmeNames", f"a certificate holds at most {ACME_MAX_NAMES} names, got {len(names)}"

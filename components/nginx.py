@@ -43,6 +43,10 @@ def render_media_location(media_url: str) -> str:
     return _template("media.conf.tmpl", media_url=media_url) if media_url else ""
 
 
+def container_name(cfg: StackConfig) -> str:
+    return f"{cfg.name_prefix}-nginx"
+
+
 def _template(name: str, **values: object) -> str:
     return _Template((TEMPLATES / name).read_text()).substitute(values)
 
@@ -107,7 +111,7 @@ class Nginx(pulumi.ComponentResource):
         tls = tls_files(cfg)
         certificate = tls.get(f"{CONF_DIR}/tls.crt")
         spec = ServiceSpec(
-            name=f"{cfg.name_prefix}-nginx",
+            name=container_name(cfg),
             role="nginx",
             image=cfg.nginx_image,
             user=USER,

@@ -31,7 +31,7 @@ from components.jobs import (
 )
 from components.monitoring import Monitoring, MonitoringArgs
 from components.networks import Networks, NetworksArgs
-from components.nginx import Nginx, NginxArgs
+from components.nginx import HTTP_PORT, Nginx, NginxArgs, container_name
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from components.spec import Mount
@@ -269,7 +269,10 @@ class DjangoStack(pulumi.ComponentResource):
 
         self.acme: Acme | None = None
         if cfg.acme:
-            self.acme = Acme(f"{name}-acme", AcmeArgs(cfg), child)
+            nginx_address = f"{container_name(cfg)}:{HTTP_PORT}"
+            self.acme = Acme(
+                f"{name}-acme", AcmeArgs(cfg, self.networks.edge, nginx_address), child
+            )
 
         self.nginx: Nginx | None = None
         if self.static is not None:
@@ -280,7 +283,9 @@ class DjangoStack(pulumi.ComponentResource):
                     self.networks.edge,
                     self.static.volume.name,
                     self.media_volume.name,
-                    depends_on=[self.web, self.static.job.done()],
+                    # With acme: a certificate is in place (the process is healthy).
+                    depends_on=[self.web, self.static.job.done()]
+                    + ([self.acme.container] if self.acme else []),
                     acme_mounts=self.acme.nginx_mounts if self.acme else (),
                 ),
                 child,

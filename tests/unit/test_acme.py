@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import (
     ACME,
+    ACME_FULL,
+    CONTAINER,
+    IMAGE,
     PROD_TLS,
     VOLUME,
     by_role,
@@ -17,12 +20,14 @@ from conftest import (
     failure,
     holder_files,
     holder_of,
+    network_names,
     problem_line,
+    run,
 )
 from test_hardening import block
 
 from components import acme
-from tests.program import ProgramResult
+from tests.program import ROOT, ProgramResult, Registration
 
 
 @pytest.mark.parametrize(
@@ -119,3 +124,61 @@ def test_the_certificate_lives_on_protected_volumes_nginx_reads_only(prod_acme):
 def test_every_name_of_the_certificate_is_an_allowed_host(prod_acme):
     (web,) = by_role(prod_acme, "web")
     assert env_of(web)["ALLOWED_HOSTS"] == "shop.example.com,www.shop.example.com"
+
+
+def acme_process(result: ProgramResult) -> Registration:
+    (process,) = by_role(result, "acme")
+    return process
+
+
+def test_the_acme_process_is_one_container_beside_nginx(prod_acme):
+    """A plain container on nginx's engine (its volumes are local to it), on the edge network
+    only (a route out to the CA, and nginx's HTTP server), publishing nothing; nginx starts
+    once it is healthy (a certificate is in place)."""
+    process = acme_process(prod_acme)
+    assert process.type == CONTAINER and not process.plain_inputs.get("ports")
+    assert network_names(prod_acme, process) == {"djangostack-prod-edge"}
+    mounts = {m["target"]: m for m in process.plain_inputs["mounts"]}
+    for target, volume in (
+        (acme.TLS_DIR, "djangostack-prod-tls"),
+        (acme.STATE_DIR, "djangostack-prod-acme"),
+        (acme.WEBROOT_DIR, "djangostack-prod-acme-webroot"),
+    ):
+        assert mounts[target]["source"] == volume and not mounts[target].get("readOnly")
+    (nginx,) = by_role(prod_acme, "nginx")
+    assert prod_acme.depends_on(nginx, process)
+    assert process.plain_inputs["command"] == ["djangostack-acme", "run"]
+    assert process.plain_inputs["user"] == acme.USER
+
+
+def test_the_acme_process_asks_the_configured_ca_for_every_name(prod_acme):
+    env = env_of(acme_process(prod_acme))
+    assert env == {
+        "ACME_DIRECTORY": "https://acme-v02.api.letsencrypt.org/directory",  # the default
+        "ACME_EMAIL": "ops@shop.example.com",
+        "ACME_NAMES": "shop.example.com www.shop.example.com",
+        "ACME_NGINX": "djangostack-prod-nginx:8080",
+        "LEGO_CA_CERTIFICATES": f"{acme.CONFIG_DIR}/ca.pem",
+    }
+    # The CA bundle is a file of its files volume, as it is on disk.
+    files = holder_files(holder_of(prod_acme, acme_process(prod_acme)))
+    assert files == {"ca.pem": Path(ACME_FULL["acmeCaBundleFile"]).read_text()}
+
+
+def test_the_acme_image_is_built_from_the_stacks_nginx_image(prod_acme):
+    (build,) = [i for i in prod_acme.of_type(IMAGE) if i.name.endswith("-acme-image")]
+    inputs = build.plain_inputs
+    assert inputs["context"]["location"] == str(ROOT / "docker" / "acme")
+    assert inputs["buildArgs"] == {"BASE_IMAGE": "nginxinc/nginx-unprivileged:1.27-bookworm"}
+    assert inputs["exec"] is True and inputs["builder"] == {"name": "default"}
+    (tag,) = inputs["tags"]
+    assert tag.startswith("djangostack/web-acme:")
+    assert acme_process(prod_acme).plain_inputs["image"] == tag
+
+
+def test_with_a_registry_the_acme_image_is_pushed_and_run_by_digest():
+    result = run("prod", {**ACME, "registry": "registry.example.com:5000"})
+    (build,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-acme-image")]
+    assert build.plain_inputs["push"] is True
+    image = acme_process(result).plain_inputs["image"]
+    assert image.startswith("registry.example.com:5000/djangostack/web-acme@sha256:")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from conftest import PROD_TLS, holders, run, steps
+from conftest import ACME_FULL, PROD_TLS, holders, run, steps
 
 from components import hardening
 from policy import rules
@@ -22,6 +22,7 @@ STACKS = {
     "prod": ("prod", PROD),
     "prod-containers": ("prod", {**PROD, "orchestrator": "containers", "monitoring": True}),
     "prod-with-registry": ("prod", {**PROD, "registry": "registry.example.com:5000"}),
+    "prod-acme": ("prod", {**ACME_FULL, "publicBindAddress": "192.0.2.10"}),
 }
 EXPECTED_ROLES = {
     "dev": {"web", "celery", "postgres", "redis", "job"},
