@@ -8,10 +8,10 @@
 #   bash scripts/acme-testbed.sh env                               ACME_TESTBED_* lines for tests
 #   bash scripts/acme-testbed.sh refuse on|off                     the CA refuses connections
 #
-# Layout: namespace dsacme joined to the host by a veth pair (host side dsacme0 10.231.9.1/24,
-# the namespace's eth0 10.231.9.2/24). In it, challtestsrv answers every DNS A query with the
-# host's address (10.231.9.1, where the stack publishes nginx) and no AAAA, and pebble
-# (directory https://10.231.9.2:14000/dir, management https://10.231.9.2:15000, roots at
+# Layout: namespace dsacme joined to the host by a veth pair (host side dsacme0 10.231.21.1/24,
+# the namespace's eth0 10.231.21.2/24). In it, challtestsrv answers every DNS A query with the
+# host's address (10.231.21.1, where the stack publishes nginx) and no AAAA, and pebble
+# (directory https://10.231.21.2:14000/dir, management https://10.231.21.2:15000, roots at
 # /roots/0) resolves names with it and validates HTTP-01 on HTTP_PORT (the stack's httpPort),
 # issuing certificates valid VALIDITY_SECONDS (default 120: renewals come quickly). Pebble's
 # own HTTPS certificate is signed by a CA made here with openssl (ca.crt: the stack's
@@ -20,8 +20,8 @@ set -euo pipefail
 
 NS=dsacme
 HOST_IF=dsacme0
-HOST_IP=10.231.9.1
-CA_IP=10.231.9.2
+HOST_IP=10.231.21.1
+CA_IP=10.231.21.2
 NET_BITS=24
 DIR=/run/dsacme
 ACME_PORT=14000
@@ -41,6 +41,13 @@ need_tools() {  # scripts/testbed.sh installs them
 }
 
 network_up() {
+  # Another test bed on this machine may route the same addresses: say so instead of
+  # sending the CA's traffic there.
+  local routes
+  routes=$(ip -o route show to match "$CA_IP" | grep -v -e '^default' -e " dev $HOST_IF " || true)
+  if [ -n "$routes" ]; then
+    log "$CA_IP is already routed elsewhere: $routes"; exit 1
+  fi
   [ -e "/var/run/netns/$NS" ] || ip netns add "$NS"
   ip link show "$HOST_IF" >/dev/null 2>&1 || ip link add "$HOST_IF" type veth peer name eth0 netns "$NS"
   local addrs
