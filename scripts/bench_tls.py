@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """TLS handshake benchmark (prints figures; not a test): what it costs nginx to load its
-certificate and key at every handshake (config acme: a variable in ssl_certificate,
+certificate and key at every full handshake (config acme: a variable in ssl_certificate,
 components/nginx/acme.conf.tmpl) rather than once at start (certificate files).
 
 One container of the nginx image (hardened: read-only root, no capability, uid 101) with two
 HTTPS servers that differ only in how ssl_certificate names the same files: through a
 variable (loaded per handshake) and literally (loaded once). Both have the TLS settings of
 components/nginx/default.conf.tmpl (its ssl_ lines) and an ECDSA P-256 key with a certificate
-and its intermediate, as an ACME CA issues them. `wrk -H 'Connection: close'` (a new TCP
-connection and a full handshake per request) runs against each in turn, --rounds times, on
-/nginx-health (nginx's own answer: no app in the way); the container's CPU time per request
+and its intermediate, as an ACME CA issues them, except the session cache, off: wrk resumes
+sessions, and a resumed handshake loads nothing (what returning browsers mostly do), so only
+with it off is every handshake a full one. `wrk -H 'Connection: close'` (a new TCP connection
+and handshake per request) runs against each in turn, --rounds times, on /nginx-health
+(nginx's own answer: no app in the way); the container's CPU time per request
 comes from its cgroup counters (Docker stats) around each run. wrk reaches the container at
 its address on Docker's default bridge: no published port, so no docker-proxy in the way.
+Besides, what the per-handshake work itself takes, without the noise of a busy machine: the
+same files loaded LOADS times by OpenSSL through Python's ssl (read, parse, match the key).
 
     .venv/bin/python scripts/bench_tls.py [--seconds 10] [--connections 8] [--rounds 3]
         [--image djangostack-testbed/nginx:latest]
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,6 +49,7 @@ TLS_DIR = "/srv/tls"
 SETTINGS = re.compile(r"^\s*(ssl_(?!certificate)\w+ .*;)$", re.M)
 VARIANTS = {"per handshake (acme)": "$tls_dir", "once at start (files)": TLS_DIR}
 READY_SECONDS = 30
+LOADS = 2000
 
 
 def openssl(*args: str) -> None:
@@ -60,6 +66,8 @@ def pair(directory: Path) -> None:
             "-keyout", str(directory / "tls.key"), "-out", f"{leaf}.csr")  # fmt: skip
     openssl("x509", "-req", "-in", f"{leaf}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-days", "1", "-out", f"{leaf}.crt")  # fmt: skip
+    # The key as the ACME process writes it (docker/acme/djangostack-acme).
+    openssl("ec", "-in", str(directory / "tls.key"), "-out", str(directory / "tls.key"))
     (directory / "tls.crt").write_text(
         Path(f"{leaf}.crt").read_text() + Path(f"{ca}.crt").read_text()
     )
@@ -68,7 +76,11 @@ def pair(directory: Path) -> None:
 
 
 def config() -> str:
-    settings = "\n    ".join(SETTINGS.findall((TEMPLATES / "default.conf.tmpl").read_text()))
+    template = (TEMPLATES / "default.conf.tmpl").read_text()
+    settings = "\n    ".join(
+        "ssl_session_cache off;" if line.startswith("ssl_session_cache ") else line
+        for line in SETTINGS.findall(template)
+    )
     servers = "".join(
         f"""
 server {{
@@ -82,6 +94,15 @@ server {{
         for index, where in enumerate(VARIANTS.values())
     )
     return f"map $ssl_server_name $tls_dir {{ default {TLS_DIR}; }}\n{servers}"
+
+
+def load_microseconds(directory: Path) -> float:
+    """Mean time to load the key and the certificate chain into an OpenSSL context."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    began = time.perf_counter()
+    for _ in range(LOADS):
+        context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
+    return (time.perf_counter() - began) / LOADS * 1e6
 
 
 def cpu_ns(container: docker.models.containers.Container) -> int:
@@ -101,6 +122,7 @@ def main() -> None:
         (work / "tls").mkdir()
         (work / "conf").mkdir()
         pair(work / "tls")
+        loading = load_microseconds(work / "tls")
         (work / "conf" / "default.conf").write_text(config())
         for directory in (work, work / "tls", work / "conf"):
             directory.chmod(0o755)
@@ -147,7 +169,7 @@ def main() -> None:
             container.remove(force=True)
     print(
         f"nginx {args.image}, wrk -c{args.connections} -d{args.seconds}s -H 'Connection: close' "
-        f"(a full TLS handshake per request), {args.rounds} rounds, medians:"
+        f"(a full TLS handshake per request: no session cache), {args.rounds} rounds, medians:"
     )
     medians = {}
     for name, figures in runs.items():
@@ -161,7 +183,8 @@ def main() -> None:
     acme, files = (medians[name] for name in VARIANTS)
     print(
         f"  per-handshake loading: {acme['cpu_us'] - files['cpu_us']:+.0f} us of nginx CPU per "
-        f"handshake, {100 * (acme['rps'] / files['rps'] - 1):+.1f}% handshakes/s"
+        f"handshake, {100 * (acme['rps'] / files['rps'] - 1):+.1f}% handshakes/s; loading the "
+        f"pair alone (OpenSSL via Python's ssl, {LOADS} times): {loading:.0f} us"
     )
 
 
