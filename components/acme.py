@@ -30,9 +30,8 @@ CONFIG_DIR = "/etc/djangostack-acme"  # the CA bundle of acmeCaBundleFile (its f
 # nginx's user (docker/acme builds on the nginx image): the key it writes is nginx's to read.
 USER = "101:101"
 COMMAND = "djangostack-acme"  # docker/acme/djangostack-acme
-# Unhealthy at the first failing check: it fails only in the last sixth of the certificate's
-# validity (renewals failing for a while), never on a passing hiccup.
-HEALTH = HealthCheck(test=("CMD", COMMAND, "health"), interval="10s", retries=1, start_period="10s")
+# Fails only in the last sixth of the certificate's validity: renewals failing for a while.
+HEALTH = HealthCheck(test=("CMD", COMMAND, "health"), interval="10s", start_period="10s")
 
 
 def environment(acme: AcmeConfig, nginx_address: str) -> dict[str, str]:
