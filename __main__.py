@@ -33,4 +33,7 @@ pulumi.export("processNames", stack.process_names)
 if stack.static and stack.nginx:
     pulumi.export("staticVolume", stack.static.volume.name)
     pulumi.export("nginxName", stack.nginx.name)
-    pulumi.export("tlsCertificate", stack.nginx.certificate)
+    if stack.nginx.certificate is not None:  # with acme, only the tls volume holds it
+        pulumi.export("tlsCertificate", stack.nginx.certificate)
+if stack.acme:
+    pulumi.export("tlsVolume", stack.acme.tls_volume.name)

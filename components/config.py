@@ -62,6 +62,17 @@ class ConfigError(pulumi.RunError):
 
 
 @dataclass(frozen=True)
+class AcmeConfig:
+    """Config `acme` (prod): what the stack's ACME process asks the CA for
+    (components/acme.py)."""
+
+    email: str  # the account's contact
+    directory: str  # the CA's directory URL
+    names: tuple[str, ...]  # the certificate's names: `domain` first, then acmeNames
+    ca_bundle_file: Path | None  # what the process trusts for the CA's HTTPS; None: the system's
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -112,7 +123,7 @@ class StackConfig:
     postgres_user: str
     postgres_password: pulumi.Output[str]
     django_secret_key: pulumi.Output[str]
-    tls_cert_file: Path | None  # prod: always set (tlsCertFile, or the self-signed pair)
+    tls_cert_file: Path | None  # prod: set unless acme (tlsCertFile, or the self-signed pair)
     tls_key_file: Path | None
     backup_retention: int
     monitoring: bool
@@ -142,6 +153,8 @@ class StackConfig:
     maintenance: bool = False
     maintenance_page: Path = field(default_factory=lambda: PRODUCT_MAINTENANCE_PAGE)
     maintenance_allow: tuple[str, ...] = ()
+    # Config `acme` (prod): certificates from an ACME CA instead of tls_cert_file/tls_key_file.
+    acme: AcmeConfig | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -239,7 +252,9 @@ def load_config(root: Path = ROOT) -> StackConfig:
                 what = "places Swarm tasks: only the swarm orchestrator (prod) has them"
                 r.problem(key, what, reset)
 
-    tls_cert_file, tls_key_file = _tls_files(r, stack, prod)
+    acme_on = r.boolean("acme")
+    tls_cert_file, tls_key_file = _tls_files(r, stack, prod, acme_on)
+    acme = _acme(r, prod, domain, http_port) if acme_on else None
 
     generate = f"is required; `bash scripts/deploy.sh {stack}` generates it on the first deploy"
     postgres_password = r.secret("postgresPassword")
@@ -344,6 +359,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         maintenance=maintenance,
         maintenance_page=_maintenance_page(r, app_dir),
         maintenance_allow=_maintenance_allow(r),
+        acme=acme,
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -417,20 +433,38 @@ def self_signed_pair(root: Path, stack: str) -> tuple[Path, Path]:
     return directory / "tls.crt", directory / "tls.key"
 
 
-def _tls_files(r: _Reader, stack: str, prod: bool) -> tuple[Path | None, Path | None]:
+def _tls_files(r: _Reader, stack: str, prod: bool, acme: bool) -> tuple[Path | None, Path | None]:
     """prod's certificate and key: tlsCertFile/tlsKeyFile, else with tlsSelfSigned the pair
-    the deploy command made for `domain`."""
+    the deploy command made for `domain`; none with `acme` (the ACME process keeps them)."""
     cert, key = r.path("tlsCertFile"), r.path("tlsKeyFile")
     if bool(r.text("tlsCertFile")) != bool(r.text("tlsKeyFile")):
         missing = "tlsKeyFile" if r.text("tlsCertFile") else "tlsCertFile"
         r.problem(missing, "tlsCertFile and tlsKeyFile must be set together")
     self_signed = r.boolean("tlsSelfSigned")
+    if prod and acme:
+        if r.text("tlsCertFile") or r.text("tlsKeyFile"):
+            r.problem(
+                "acme",
+                "the certificate comes from the ACME CA, so tlsCertFile and tlsKeyFile would "
+                "be ignored; keep one source",
+                fix="pulumi config rm tlsCertFile && pulumi config rm tlsKeyFile "
+                "(or pulumi config set acme false)",
+            )
+        if self_signed:
+            r.problem(
+                "acme",
+                "the certificate comes from the ACME CA, so tlsSelfSigned would be ignored; "
+                "keep one source",
+                fix="pulumi config rm tlsSelfSigned (or pulumi config set acme false)",
+            )
+        return None, None
     if not prod or cert:
         return cert, key
     if not self_signed:
         r.problem(
             "tlsCertFile",
-            "prod serves HTTPS: set a certificate (and tlsKeyFile) "
+            "prod serves HTTPS: set a certificate (and tlsKeyFile), get one from an ACME CA "
+            "(`pulumi config set acme true` with acmeEmail) "
             "or opt in to a self-signed one with `pulumi config set tlsSelfSigned true`",
         )
         return None, None
@@ -443,6 +477,70 @@ def _tls_files(r: _Reader, stack: str, prod: bool) -> tuple[Path | None, Path | 
             fix=f"bash scripts/deploy.sh {stack}",
         )
     return cert, key
+
+
+# An account contact: a local part and a host name with a dot.
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+# RFC 8555 serves ACME over HTTPS only.
+ACME_DIRECTORY_RE = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[^\s]*)?$")
+ACME_MAX_NAMES = 100  # Let's Encrypt's limit of names per certificate
+ACME_MAX_CN = 64  # a CSR's common name (the ACME process puts `domain` there)
+
+
+def _acme(r: _Reader, prod: bool, domain: str, http_port: int) -> AcmeConfig | None:
+    """Config `acme` (turned on): the ACME account's contact, the CA and the certificate's
+    names, which a public CA must be able to validate over HTTP-01."""
+    if not prod:
+        r.problem(
+            "acme",
+            "dev runs no nginx to answer the CA's HTTP-01 challenges: ACME is for prod",
+            "false",
+        )
+        return None
+    email = r.text("acmeEmail")
+    if not email:
+        r.problem("acmeEmail", "is required with acme (the ACME account's contact)")
+    elif not EMAIL_RE.match(email):
+        r.problem("acmeEmail", f"is not an email address: {email!r}")
+    directory = r.text("acmeDirectory")
+    if not ACME_DIRECTORY_RE.match(directory):
+        r.problem("acmeDirectory", f"must be the https:// URL of an ACME directory: {directory!r}")
+    if "." not in domain or IPV4_RE.match(domain) or len(domain) > ACME_MAX_CN:
+        r.problem(
+            "domain",
+            f"with acme, must be a fully qualified host name of at most {ACME_MAX_CN} "
+            f"characters that resolves to nginx's host, got {domain!r}",
+        )
+    names = [domain.lower()]  # as certificates carry them
+    for index, name in enumerate(r.strings("acmeNames", "host names") or ()):
+        if not HOSTNAME_RE.match(name) or "." not in name or IPV4_RE.match(name):
+            what = (
+                f"{name!r} is not a fully qualified host name (no wildcards: HTTP-01 proves none)"
+            )
+            r.problem("acmeNames", what, index=index)
+        elif name.lower() in (n.lower() for n in names):
+            r.problem(
+                "acmeNames", f"{name!r} is listed twice (domain is always a name)", index=index
+            )
+        else:
+            names.append(name.lower())
+    if len(names) > ACME_MAX_NAMES:
+        r.problem(
+            "acmeNames", f"a certificate holds at most {ACME_MAX_NAMES} names, got {len(names)}"
+        )
+    bundle = r.path("acmeCaBundleFile")
+    if (
+        bundle
+        and bundle.is_file()
+        and "-----BEGIN CERTIFICATE-----" not in bundle.read_text(errors="replace")
+    ):
+        r.problem("acmeCaBundleFile", f"{bundle} holds no PEM certificate")
+    if http_port != 80:
+        pulumi.log.warn(
+            f"{PROJECT}:httpPort is {http_port} with acme: a CA validates HTTP-01 on port 80, "
+            "so something must forward port 80 of every name to it"
+        )
+    return AcmeConfig(email, directory, tuple(names), bundle)
 
 
 def describe_project(cfg: StackConfig) -> str:

@@ -77,6 +77,11 @@ KEYS: dict[str, str] = {
     "tlsCertFile": "certs/site.crt",
     "tlsKeyFile": "certs/site.key",
     "tlsSelfSigned": "true",
+    "acme": "true",
+    "acmeEmail": "ops@example.com",
+    "acmeDirectory": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "acmeNames": "www.shop.example.com",
+    "acmeCaBundleFile": "certs/acme-ca.pem",
     "backupRetention": "7",
     "monitoring": "true",
     "maintenance": "true",
@@ -109,6 +114,7 @@ LIST_KEYS = frozenset(
         "buildCommands",
         "releaseCommands",
         "maintenanceAllow",
+        "acmeNames",
     }
 )
 # Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);

@@ -73,6 +73,65 @@ def _optional_build_args(cfg: StackConfig, build_env: Mapping[str, str]) -> dict
     return {name: value for name, value in candidates.items() if value}
 
 
+def registries(cfg: StackConfig) -> list[docker_build.RegistryArgs] | None:
+    """The registry's credentials for a push, when the stack has them."""
+    if not (cfg.registry and cfg.registry_password is not None):
+        return None
+    return [
+        docker_build.RegistryArgs(
+            address=cfg.registry, username=cfg.registry_username, password=cfg.registry_password
+        )
+    ]
+
+
+def builder(cfg: StackConfig) -> dict[str, object]:
+    """Through the local `docker buildx` (exec) on the named builder: docker-build's own
+    BuildKit client would create a docker-container builder, pulling moby/buildkit."""
+    return {"exec_": True, "builder": docker_build.BuilderConfigArgs(name=cfg.buildx_builder)}
+
+
+@dataclass(frozen=True)
+class ProductImage:
+    image: docker_build.Image
+    tag: str  # <repository>-<suffix>:<12 hex of its files and build args>
+    ref: pulumi.Output[str]  # what to run or copy from: by digest when pushed, else the tag
+
+
+def product_image(
+    name: str,
+    cfg: StackConfig,
+    directory: Path,
+    suffix: str,
+    opts: pulumi.ResourceOptions,
+    build_args: Mapping[str, str] | None = None,
+) -> ProductImage:
+    """An image of one of the product's own directories (docker/support, docker/acme), tagged
+    by content; pushed when a registry is configured, else loaded into the local engine."""
+    content = context_hash(directory, directory / "Dockerfile")
+    if build_args:
+        content = hashlib.sha256(
+            json.dumps([content, dict(build_args)], sort_keys=True).encode()
+        ).hexdigest()
+    tag = f"{cfg.image_repository}-{suffix}:{content[:12]}"
+    push = bool(cfg.registry)
+    image = docker_build.Image(
+        name,
+        docker_build.ImageArgs(
+            context=docker_build.BuildContextArgs(location=str(directory)),
+            dockerfile=docker_build.DockerfileArgs(location=str(directory / "Dockerfile")),
+            build_args=dict(build_args) if build_args else None,
+            tags=[tag],
+            push=push,
+            load=not push,  # what runs it, or builds from it, reads it from the local engine
+            registries=registries(cfg),
+            build_on_preview=cfg.build_on_preview,
+            **builder(cfg),
+        ),
+        opts=opts,
+    )
+    return ProductImage(image, tag, image.ref if push else image.ref.apply(lambda _: tag))
+
+
 @dataclass(frozen=True)
 class ImageArgs:
     cfg: StackConfig
@@ -118,44 +177,17 @@ class Image(pulumi.ComponentResource):
                     )
                 )
             ]
-        registries = None
-        if cfg.registry and cfg.registry_password is not None:
-            registries = [
-                docker_build.RegistryArgs(
-                    address=cfg.registry,
-                    username=cfg.registry_username,
-                    password=cfg.registry_password,
-                )
-            ]
-        # Through the local `docker buildx` (exec) on the named builder: docker-build's own
-        # BuildKit client would create a docker-container builder, pulling moby/buildkit.
-        builder = {
-            "exec_": True,
-            "builder": docker_build.BuilderConfigArgs(name=cfg.buildx_builder),
-        }
         # The product's support files (docker/support), an image of their own that the
         # Dockerfile copies from: the build context is the project, and the engine's BuildKit
         # has no named contexts. Tagged by content, so a change to them rebuilds the app image.
-        support_dir = cfg.root / "docker" / "support"
-        support_tag = (
-            f"{cfg.image_repository}-support:"
-            f"{context_hash(support_dir, support_dir / 'Dockerfile')[:12]}"
-        )
-        self.support = docker_build.Image(
+        support = product_image(
             f"{name}-support",
-            docker_build.ImageArgs(
-                context=docker_build.BuildContextArgs(location=str(support_dir)),
-                dockerfile=docker_build.DockerfileArgs(location=str(support_dir / "Dockerfile")),
-                tags=[support_tag],
-                push=push,
-                load=not push,  # the app build reads it from the local engine
-                registries=registries,
-                build_on_preview=cfg.build_on_preview,
-                **builder,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            cfg,
+            cfg.root / "docker" / "support",
+            "support",
+            pulumi.ResourceOptions(parent=self),
         )
-        support_ref = self.support.ref if push else self.support.ref.apply(lambda _: support_tag)
+        self.support = support.image
         build_args = {
             "BASE_IMAGE": cfg.base_image,
             "VERSION": cfg.image_tag,
@@ -173,7 +205,7 @@ class Image(pulumi.ComponentResource):
         # Local only: a tag unique to everything the build takes (source, build args, the
         # support image, the target), so any change is a new reference for what runs it.
         build_key = hashlib.sha256(
-            json.dumps([build_args, support_tag, cfg.is_prod], sort_keys=True).encode()
+            json.dumps([build_args, support.tag, cfg.is_prod], sort_keys=True).encode()
         ).hexdigest()
         local_tag = f"{self.tag}-{build_key[:12]}"
         self.image = docker_build.Image(
@@ -182,16 +214,16 @@ class Image(pulumi.ComponentResource):
                 context=docker_build.BuildContextArgs(location=str(cfg.app_dir)),
                 dockerfile=docker_build.DockerfileArgs(location=str(cfg.dockerfile)),
                 target="runtime" if cfg.is_prod else "development",
-                build_args={**build_args, "SUPPORT_IMAGE": support_ref},
+                build_args={**build_args, "SUPPORT_IMAGE": support.ref},
                 secrets=secrets or None,
                 cache_from=cache_from,
                 cache_to=cache_to,
                 tags=[self.tag] if push else [self.tag, local_tag],
                 push=push,
                 load=not push,  # the local engine must have the image to run it
-                registries=registries,
+                registries=registries(cfg),
                 build_on_preview=cfg.build_on_preview,
-                **builder,
+                **builder(cfg),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.support]),
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components import app, renderers
+from components import acme, app, renderers
 from components.config import StackConfig
 from components.jobs import STATIC_DIR
 from components.networks import Networks
@@ -49,9 +49,15 @@ class _Template(string.Template):
 def render_media_location(media_url: str) -> str:
     """nginx's media location for `media_url` (media.conf.tmpl); "" when the project has no
     MEDIA_URL (no uploads to serve)."""
-    if not media_url:
-        return ""
-    return _Template((TEMPLATES / "media.conf.tmpl").read_text()).substitute(media_url=media_url)
+    return _template("media.conf.tmpl", media_url=media_url) if media_url else ""
+
+
+def container_name(cfg: StackConfig) -> str:
+    return f"{cfg.name_prefix}-nginx"
+
+
+def _template(name: str, **values: object) -> str:
+    return _Template((TEMPLATES / name).read_text()).substitute(values)
 
 
 def _entries(keys: tuple[str, ...], value: int) -> str:
@@ -61,8 +67,14 @@ def _entries(keys: tuple[str, ...], value: int) -> str:
 
 def render_conf(cfg: StackConfig) -> str:
     suffix = "" if cfg.https_port == 443 else f":{cfg.https_port}"
-    return _Template((TEMPLATES / "default.conf.tmpl").read_text()).substitute(
-        domain=cfg.domain,
+    if cfg.acme:
+        challenge = _template("acme-challenge.conf.tmpl", webroot=acme.WEBROOT_DIR)
+        certificate = "$acme_tls_dir/tls.crt", "$acme_tls_dir/tls.key"
+    else:
+        challenge, certificate = "", (f"{CONF_DIR}/tls.crt", f"{CONF_DIR}/tls.key")
+    return _template(
+        "default.conf.tmpl",
+        domain=" ".join(cfg.acme.names) if cfg.acme else cfg.domain,
         https_port_suffix=suffix,
         web_host=app.HOST,
         web_port=app.PORT,
@@ -75,7 +87,26 @@ def render_conf(cfg: StackConfig) -> str:
         maintenance_retry_after=MAINTENANCE_RETRY_AFTER_SECONDS,
         maintenance_allow=_entries(cfg.maintenance_allow, 0),
         maintenance_exempt=_entries((*HEALTH_PATHS, MAINTENANCE_URI), 0),
+        acme_challenge=challenge,
+        certificate=certificate[0],
+        certificate_key=certificate[1],
     )
+
+
+def tls_files(cfg: StackConfig) -> dict[str, Upload]:
+    """nginx's TLS files of conf.d: the configured pair, or with config acme the map naming
+    the ACME process's pair (acme.conf.tmpl), which lives on the tls volume."""
+    if cfg.acme:
+        return {f"{CONF_DIR}/acme.conf": Upload(_template("acme.conf.tmpl", tls_dir=acme.TLS_DIR))}
+    if cfg.tls_cert_file is None or cfg.tls_key_file is None:
+        raise ValueError("nginx needs tlsCertFile and tlsKeyFile (config validation sets them)")
+    # The key reaches nginx as a read-only file of its files volume; in the state, encrypted.
+    return {
+        f"{CONF_DIR}/tls.crt": Upload(cfg.tls_cert_file.read_text()),
+        f"{CONF_DIR}/tls.key": Upload(
+            pulumi.Output.secret(cfg.tls_key_file.read_text()), secret=True
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -86,23 +117,22 @@ class NginxArgs:
     media_volume: pulumi.Input[str]  # served read-only at the project's MEDIA_URL
     edge_volume: pulumi.Input[str]  # the maintenance page, when on (components/maintenance.py)
     depends_on: list[pulumi.Input[pulumi.Resource]]  # web, and the static sync's success
+    # Config acme: the ACME process's certificate and challenge answers (read-only volumes).
+    acme_mounts: tuple[Mount, ...] = ()
 
 
 class Nginx(pulumi.ComponentResource):
-    """Certificate from tlsCertFile/tlsKeyFile, or with tlsSelfSigned the pair the deploy
-    command made for `domain` (config.self_signed_pair). Outputs `certificate` (PEM) and
-    `name`."""
+    """Certificate from tlsCertFile/tlsKeyFile, with tlsSelfSigned the pair the deploy command
+    made for `domain` (config.self_signed_pair), or with acme the ACME process's (`acme_mounts`).
+    Outputs `certificate` (PEM; None with acme: the program never sees it) and `name`."""
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Nginx", name, None, opts)
         cfg = args.cfg
-        if cfg.tls_cert_file is None or cfg.tls_key_file is None:
-            raise ValueError("nginx needs tlsCertFile and tlsKeyFile (config validation sets them)")
-        # The key reaches nginx as a read-only file of its files volume; in the state, encrypted.
-        cert = cfg.tls_cert_file.read_text()
-        key = pulumi.Output.secret(cfg.tls_key_file.read_text())
+        tls = tls_files(cfg)
+        certificate = tls.get(f"{CONF_DIR}/tls.crt")
         spec = ServiceSpec(
-            name=f"{cfg.name_prefix}-nginx",
+            name=container_name(cfg),
             role="nginx",
             image=cfg.nginx_image,
             user=USER,
@@ -117,14 +147,14 @@ class Nginx(pulumi.ComponentResource):
                 Mount(STATIC_DIR, args.static_volume, read_only=True),
                 Mount(app.MEDIA_DIR, args.media_volume, read_only=True),
                 Mount(EDGE_DIR, args.edge_volume, read_only=True),
+                *args.acme_mounts,
             ),
             uploads={
                 f"{CONF_DIR}/default.conf": Upload(render_conf(cfg)),
                 f"{CONF_DIR}/security-headers.inc": Upload(
                     (TEMPLATES / "security-headers.inc").read_text()
                 ),
-                f"{CONF_DIR}/tls.crt": Upload(cert),
-                f"{CONF_DIR}/tls.key": Upload(key, secret=True),
+                **tls,
             },
             networks=(Networks.attach(args.edge_network),),
             ports=(
@@ -140,5 +170,7 @@ class Nginx(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
         )
         self.name = spec.name
-        self.certificate = pulumi.Output.from_input(cert)
+        self.certificate = (
+            pulumi.Output.from_input(certificate.content) if certificate is not None else None
+        )
         self.register_outputs({"name": self.name, "certificate": self.certificate})

@@ -14,7 +14,7 @@ import pulumi
 
 # "celery": the default Celery worker process (its role label predates `processes`);
 # "process": every other process type of config `processes`.
-ROLES = ("web", "celery", "process", "postgres", "redis", "nginx", "prometheus", "job")
+ROLES = ("web", "celery", "process", "postgres", "redis", "nginx", "prometheus", "acme", "job")
 TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import app, jobs, postgres, redis, renderers
+from components.acme import Acme, AcmeArgs
 from components.app import AppArgs, AppEnv, Process, ProcessArgs, Web
 from components.config import STACK_VALUES, StackConfig
 from components.image import Image, ImageArgs
@@ -32,7 +33,7 @@ from components.jobs import (
 from components.maintenance import Maintenance, MaintenanceArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.networks import Networks, NetworksArgs
-from components.nginx import Nginx, NginxArgs
+from components.nginx import HTTP_PORT, Nginx, NginxArgs, container_name
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from components.spec import Mount
@@ -76,7 +77,12 @@ def _after(dependency: pulumi.Resource) -> pulumi.ResourceTransformation:
 
 def plain_stack_values(cfg: StackConfig) -> dict[str, str]:
     """The plain (non-secret) stack values of config.STACK_VALUES, all known at preview."""
-    hosts = [cfg.domain] if cfg.is_prod else sorted({cfg.domain, "localhost", "127.0.0.1"})
+    if cfg.acme:  # every name of the certificate reaches the app through nginx
+        hosts = list(cfg.acme.names)
+    elif cfg.is_prod:
+        hosts = [cfg.domain]
+    else:
+        hosts = sorted({cfg.domain, "localhost", "127.0.0.1"})
     return {
         "postgresHost": postgres.HOST,
         "postgresPort": str(postgres.PORT),
@@ -282,6 +288,13 @@ class DjangoStack(pulumi.ComponentResource):
                 f"{name}-maintenance", MaintenanceArgs(cfg, after), child
             )
 
+        self.acme: Acme | None = None
+        if cfg.acme:
+            nginx_address = f"{container_name(cfg)}:{HTTP_PORT}"
+            self.acme = Acme(
+                f"{name}-acme", AcmeArgs(cfg, self.networks.edge, nginx_address), child
+            )
+
         self.nginx: Nginx | None = None
         if self.static is not None and self.maintenance is not None:
             self.nginx = Nginx(
@@ -292,7 +305,10 @@ class DjangoStack(pulumi.ComponentResource):
                     self.static.volume.name,
                     self.media_volume.name,
                     self.maintenance.volume.name,
-                    depends_on=[self.web, self.static.job.done()],
+                    # With acme: a certificate is in place (the process is healthy).
+                    depends_on=[self.web, self.static.job.done()]
+                    + ([self.acme.container] if self.acme else []),
+                    acme_mounts=self.acme.nginx_mounts if self.acme else (),
                 ),
                 child,
             )

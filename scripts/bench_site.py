@@ -87,10 +87,14 @@ GROUPING = ("djangostack:index:", "pulumi:pulumi:Stack")  # component resources:
 WEB_ACTIONS = {"start": "started", "health_status: healthy": "healthy", "die": "exited"}
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
-    """requests/s and p50/p99 latency (ms) from one bounded wrk run."""
+def wrk(
+    url: str, seconds: int, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """requests/s and p50/p99 latency (ms) from one bounded wrk run (`headers`: "Name: value"
+    each; "Connection: close" makes every request a new connection)."""
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
-        ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,

@@ -12,13 +12,43 @@ import collections
 import statistics
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+class _ServerName(HTTPAdapter):
+    """Reaches the URL's address but speaks TLS (SNI, the certificate's name) and HTTP (Host)
+    for `server_name`."""
+
+    def __init__(self, server_name: str) -> None:
+        self.server_name = server_name
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        name = self.server_name
+        super().init_poolmanager(*args, server_hostname=name, assert_hostname=name, **kwargs)
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        port = urllib.parse.urlsplit(request.url).port
+        request.headers["Host"] = f"{self.server_name}:{port}" if port else self.server_name
+
+
+def https_session(server_name: str | None = None) -> requests.Session:
+    """A session; with `server_name`, for a site whose name no resolver here knows (an ACME
+    stack's domain), reached at the URL's address. Pass `verify` with each request: the
+    environment's REQUESTS_CA_BUNDLE would override a session's own."""
+    session = requests.Session()
+    if server_name:
+        session.mount("https://", _ServerName(server_name))
+    return session
 
 
 @dataclass
@@ -64,7 +94,9 @@ class LoadResult:
 
 
 class LoadLoop:
-    """Runs `workers` threads against `url` in the background; start(), then stop()."""
+    """Runs `workers` threads against `url` in the background; start(), then stop().
+    `server_name`: see https_session; `new_connections`: every request on a connection of its
+    own (a full TLS handshake each), not kept alive."""
 
     def __init__(
         self,
@@ -75,17 +107,22 @@ class LoadLoop:
         verify: bool | str = False,
         track_body: bool = False,
         classify: Callable[[requests.Response], str] | None = None,
+        server_name: str | None = None,
+        new_connections: bool = False,
     ) -> None:
         self.url, self.workers, self.max_seconds = url, workers, max_seconds
         self.timeout, self.verify, self.track_body = timeout, verify, track_body
         self.classify = classify
+        self.server_name, self.new_connections = server_name, new_connections
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.result = LoadResult()
 
     def _work(self) -> None:
-        session = requests.Session()
+        session = https_session(self.server_name)
+        if self.new_connections:
+            session.headers["Connection"] = "close"
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             sent = time.monotonic()

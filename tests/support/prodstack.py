@@ -24,7 +24,7 @@ from docker.models.containers import Container
 
 from components.hardening import PROCESS_LABEL, ROLE_LABEL, STACK_LABEL
 from tests.support.engine import ROOT, EngineStack, Result, new_stack
-from tests.support.load import LoadLoop
+from tests.support.load import LoadLoop, https_session
 
 SERVICE_ROLES = ("web", "celery")  # Swarm services in prod; the rest are containers
 CONTAINER_ROLES = ("postgres", "redis", "nginx")
@@ -42,7 +42,9 @@ class ProdStack(EngineStack):
     def up(self, **kwargs: Any) -> Result:
         result = super().up(**kwargs)
         # Verify HTTPS against the stack's own (self-signed) certificate, not verify=False.
-        self.ca_file.write_text(self.outputs["tlsCertificate"])
+        # With acme there is none to read: the test writes the CA's root there.
+        if "tlsCertificate" in self.outputs:
+            self.ca_file.write_text(self.outputs["tlsCertificate"])
         return result
 
     @property
@@ -50,15 +52,26 @@ class ProdStack(EngineStack):
         return self.work_dir / "site.crt"
 
     @property
+    def server_name(self) -> str | None:
+        """The name requests carry (SNI, Host) when `domain` is not localhost (an ACME stack's,
+        which no resolver here knows): the site is then reached at `publicBindAddress`."""
+        domain = self.config.get("domain", "localhost")
+        return None if domain == "localhost" else domain
+
+    @property
     def url(self) -> str:
-        """The public HTTPS URL, on loopback (`domain` is localhost in the test config)."""
-        return f"https://localhost:{self.config['httpsPort']}"
+        """The public HTTPS URL: on loopback (`domain` is localhost in the test config), else
+        at nginx's address, for `server_name`."""
+        host = "localhost" if self.server_name is None else self.config["publicBindAddress"]
+        return f"https://{host}:{self.config['httpsPort']}"
 
     def get(self, path: str, timeout: float = 10) -> requests.Response:
-        return requests.get(self.url + path, verify=str(self.ca_file), timeout=timeout)
+        session = https_session(self.server_name)
+        return session.get(self.url + path, verify=str(self.ca_file), timeout=timeout)
 
     def post(self, path: str, payload: dict[str, Any]) -> requests.Response:
-        return requests.post(self.url + path, json=payload, verify=str(self.ca_file), timeout=10)
+        session = https_session(self.server_name)
+        return session.post(self.url + path, json=payload, verify=str(self.ca_file), timeout=10)
 
     def version(self) -> str:
         return self.get("/version/").json()["version"]
@@ -99,9 +112,11 @@ class ProdStack(EngineStack):
         workers: int,
         max_seconds: float,
         classify: Callable[[requests.Response], str] | None = None,
+        new_connections: bool = False,
     ) -> LoadLoop:
         """Started HTTPS load on /version/ (the answering release in each body) through nginx;
-        `classify` names each answer's class (LoadResult.answers)."""
+        `classify` names each answer's class (LoadResult.answers); `new_connections`: a full TLS
+        handshake for every request."""
         return LoadLoop(
             self.url + "/version/",
             workers=workers,
@@ -109,6 +124,8 @@ class ProdStack(EngineStack):
             verify=str(self.ca_file),
             track_body=True,
             classify=classify,
+            server_name=self.server_name,
+            new_connections=new_connections,
         ).start()
 
     def psql(self, sql: str, database: str | None = None) -> str:

@@ -149,8 +149,9 @@ def problem_line(message: str, key: str) -> str:
 
 
 def app_image(result: ProgramResult) -> Registration:
-    """The application's image build (the other Image is the product's support image)."""
-    (image,) = [i for i in result.of_type(IMAGE) if not i.name.endswith("-support")]
+    """The application's image build (the others are the product's support image and, with
+    config acme, the ACME process's)."""
+    (image,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-image-build")]
     return image
 
 
@@ -236,6 +237,21 @@ def prod() -> ProgramResult:
 @pytest.fixture(scope="session")
 def prod_containers() -> ProgramResult:
     return run("prod", {**PROD_TLS, "orchestrator": "containers"})
+
+
+# Config acme: certificates from an ACME CA (the default directory: Let's Encrypt).
+ACME = {"acme": True, "acmeEmail": "ops@shop.example.com", "domain": "shop.example.com"}
+# ... with a second name, and a private CA's root to trust (any PEM certificate will do).
+ACME_FULL = {
+    **ACME,
+    "acmeNames": ["www.shop.example.com"],
+    "acmeCaBundleFile": PROD_TLS["tlsCertFile"],
+}
+
+
+@pytest.fixture(scope="session")
+def prod_acme() -> ProgramResult:
+    return run("prod", ACME_FULL)
 
 
 @pytest.fixture(scope="session")

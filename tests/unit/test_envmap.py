@@ -370,6 +370,7 @@ def test_the_build_values_cover_every_stack_value_with_its_secrecy():
         postgres_user="app",
         static_url="/static/",
         media_url="/media/",
+        acme=None,
     )
     plain, secret = stack.plain_stack_values(cfg), stack.build_secret_stand_ins(cfg)
     assert set(plain) == {n for n, is_secret in config.STACK_VALUES.items() if not is_secret}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from conftest import PROD_TLS, holders, run, steps
+from conftest import ACME_FULL, PROD_TLS, holders, run, steps
 
 from components import hardening
 from policy import rules
@@ -24,6 +24,7 @@ STACKS = {
     "prod-with-registry": ("prod", {**PROD, "registry": "registry.example.com:5000"}),
     # The maintenance step writes the page into the edge volume, from its own files volume.
     "prod-maintenance": ("prod", {**PROD, "maintenance": True}),
+    "prod-acme": ("prod", {**ACME_FULL, "publicBindAddress": "192.0.2.10"}),
 }
 EXPECTED_ROLES = {
     "dev": {"web", "celery", "postgres", "redis", "job"},

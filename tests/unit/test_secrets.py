@@ -14,6 +14,7 @@ from typing import Any
 import conftest
 import pytest
 from conftest import (
+    ACME_FULL,
     CONTAINER,
     DOCKER_SECRET,
     NETWORK,
@@ -50,6 +51,7 @@ RUNS = {
     "dev": ("dev", {"monitoring": True}),
     "prod": ("prod", {**PROD_TLS, "monitoring": True}),
     "prod_containers": ("prod", {**PROD_TLS, "orchestrator": "containers"}),
+    "prod_acme": ("prod", ACME_FULL),
 }
 
 

@@ -29,8 +29,8 @@ from components import hardening, renderers
 from components.app import ENTRYPOINT
 from tests.program import UNKNOWN, ProgramResult, Registration
 
-STACKS = ["dev", "prod", "prod_containers", "prod_monitoring"]
-LONG_RUNNING_ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus")
+STACKS = ["dev", "prod", "prod_containers", "prod_monitoring", "prod_acme"]
+LONG_RUNNING_ROLES = ("web", "celery", "postgres", "redis", "nginx", "prometheus", "acme")
 
 
 @pytest.fixture(params=STACKS)
