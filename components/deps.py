@@ -169,7 +169,9 @@ GUNICORN = Provided("gunicorn==27.0.1", ("gunicorn",), "the web server the image
 # Celery's own Redis extra, at the project's kombu version: the client (redis) and what kombu's
 # Redis transport imports with it (packaging), in the versions that kombu release accepts.
 REDIS_CLIENT = Provided(
-    "kombu[redis]", ("redis",), "the client of the stack's Celery broker (Redis)"
+    "kombu[redis]",
+    ("redis", "celery[redis]", "kombu[redis]"),
+    "the client of the stack's Celery broker (Redis)",
 )
 POSTGRES_DRIVER = Provided(
     "psycopg[binary]==3.3.9",
@@ -223,9 +225,4 @@ def provided(names: set[str], has_celery: bool, extra: tuple[str, ...]) -> tuple
     from declared()) nor config extraPackages (`extra`) names it."""
     have = names | set().union(*(requirement_names(line) for line in extra))
     wanted = [GUNICORN, POSTGRES_DRIVER, *([REDIS_CLIENT] if has_celery else [])]
-    redis_extra = {"celery[redis]", "kombu[redis]"} if has_celery else set()
-    return tuple(
-        item
-        for item in wanted
-        if not have & set(item.names) and not (item is REDIS_CLIENT and have & redis_extra)
-    )
+    return tuple(item for item in wanted if not have & set(item.names))
