@@ -30,6 +30,7 @@ CONTAINER = "docker:index/container:Container"
 LOAD_WORKERS = 3
 LOAD_MAX_SECONDS = 600  # bound: both switches take far less
 ANSWERS_AFTER_SWITCH = 100  # answers collected after each `up` returned
+LOG_WAIT_SECONDS = 30  # bound for a request to show in nginx's log
 # The project's own page (config maintenancePage), in the app copy from the first deploy on.
 PAGE_PATH = "ops/maintenance.html"
 PAGE_TEXT = "The shop is being upgraded"
@@ -157,8 +158,16 @@ def _client_address(stack: ProdStack) -> str:
     from its access log."""
     marker = f"/version/?from-test-{time.monotonic_ns()}"
     stack.get(marker)
-    logs = stack.container("nginx").logs(tail=200).decode()
-    (line,) = [line for line in logs.splitlines() if marker in line]
+    # Docker copies a container's output to its log asynchronously: on a busy machine the line
+    # lands a moment after the answer.
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        logs = stack.container("nginx").logs(tail=200).decode()
+        lines = [line for line in logs.splitlines() if marker in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    (line,) = lines
     return line.split(" ", 1)[0]
 
 
