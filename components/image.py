@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_docker_build as docker_build
@@ -73,6 +74,32 @@ def _optional_build_args(cfg: StackConfig, build_env: Mapping[str, str]) -> dict
     return {name: value for name, value in candidates.items() if value}
 
 
+def build_options(cfg: StackConfig) -> dict[str, Any]:
+    """What every image the program builds shares (docker_build.ImageArgs keywords): pushed to
+    the registry when one is configured (with its credentials), else loaded into the local
+    engine; built on preview only when asked; through the local `docker buildx` (exec) on the
+    named builder, since docker-build's own BuildKit client would create a docker-container
+    builder, pulling moby/buildkit."""
+    push = bool(cfg.registry)
+    registries = None
+    if cfg.registry and cfg.registry_password is not None:
+        registries = [
+            docker_build.RegistryArgs(
+                address=cfg.registry,
+                username=cfg.registry_username,
+                password=cfg.registry_password,
+            )
+        ]
+    return {
+        "push": push,
+        "load": not push,
+        "registries": registries,
+        "build_on_preview": cfg.build_on_preview,
+        "exec_": True,
+        "builder": docker_build.BuilderConfigArgs(name=cfg.buildx_builder),
+    }
+
+
 @dataclass(frozen=True)
 class ImageArgs:
     cfg: StackConfig
@@ -88,7 +115,8 @@ class Image(pulumi.ComponentResource):
     passed as SUPPORT_IMAGE. The dependency layout found in appDir (cfg.dependencies) and the
     Debian packages of buildPackages / runtimePackages go in as build args.
 
-    Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
+    Outputs: `support_ref` (the support image, which the backup image copies the entrypoint
+    from), `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<12 hex of every build input>, so any change is a new reference either way),
     `digest`, `tag` (name:<imageTag>), `revision` (context hash)."""
 
@@ -118,26 +146,12 @@ class Image(pulumi.ComponentResource):
                     )
                 )
             ]
-        registries = None
-        if cfg.registry and cfg.registry_password is not None:
-            registries = [
-                docker_build.RegistryArgs(
-                    address=cfg.registry,
-                    username=cfg.registry_username,
-                    password=cfg.registry_password,
-                )
-            ]
-        # Through the local `docker buildx` (exec) on the named builder: docker-build's own
-        # BuildKit client would create a docker-container builder, pulling moby/buildkit.
-        builder = {
-            "exec_": True,
-            "builder": docker_build.BuilderConfigArgs(name=cfg.buildx_builder),
-        }
+        options = build_options(cfg)
         # The product's support files (docker/support), an image of their own that the
         # Dockerfile copies from: the build context is the project, and the engine's BuildKit
         # has no named contexts. Tagged by content, so a change to them rebuilds the app image.
         support_dir = cfg.root / "docker" / "support"
-        support_tag = (
+        self.support_tag = support_tag = (
             f"{cfg.image_repository}-support:"
             f"{context_hash(support_dir, support_dir / 'Dockerfile')[:12]}"
         )
@@ -147,15 +161,13 @@ class Image(pulumi.ComponentResource):
                 context=docker_build.BuildContextArgs(location=str(support_dir)),
                 dockerfile=docker_build.DockerfileArgs(location=str(support_dir / "Dockerfile")),
                 tags=[support_tag],
-                push=push,
-                load=not push,  # the app build reads it from the local engine
-                registries=registries,
-                build_on_preview=cfg.build_on_preview,
-                **builder,
+                **options,  # loaded when not pushed: the app build reads it from the engine
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        support_ref = self.support.ref if push else self.support.ref.apply(lambda _: support_tag)
+        self.support_ref = (
+            self.support.ref if push else self.support.ref.apply(lambda _: support_tag)
+        )
         build_args = {
             "BASE_IMAGE": cfg.base_image,
             "VERSION": cfg.image_tag,
@@ -182,16 +194,12 @@ class Image(pulumi.ComponentResource):
                 context=docker_build.BuildContextArgs(location=str(cfg.app_dir)),
                 dockerfile=docker_build.DockerfileArgs(location=str(cfg.dockerfile)),
                 target="runtime" if cfg.is_prod else "development",
-                build_args={**build_args, "SUPPORT_IMAGE": support_ref},
+                build_args={**build_args, "SUPPORT_IMAGE": self.support_ref},
                 secrets=secrets or None,
                 cache_from=cache_from,
                 cache_to=cache_to,
                 tags=[self.tag] if push else [self.tag, local_tag],
-                push=push,
-                load=not push,  # the local engine must have the image to run it
-                registries=registries,
-                build_on_preview=cfg.build_on_preview,
-                **builder,
+                **options,  # loaded when not pushed: the local engine must have it to run it
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.support]),
         )

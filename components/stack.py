@@ -33,6 +33,7 @@ from components.networks import Networks, NetworksArgs
 from components.nginx import Nginx, NginxArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from components.scheduledbackup import ScheduledBackup, ScheduledBackupArgs
 from components.spec import Mount
 
 
@@ -214,6 +215,26 @@ class DjangoStack(pulumi.ComponentResource):
             ),
             child,
         )
+        # config backupSchedule: the same backup, on a schedule, copied offsite with a repository.
+        self.scheduled_backup: ScheduledBackup | None = None
+        if cfg.scheduled_backup is not None:
+            networks = [Networks.attach(backend)]
+            if self.networks.egress is not None and cfg.scheduled_backup.repository is not None:
+                networks.append(Networks.attach(self.networks.egress))
+            self.scheduled_backup = ScheduledBackup(
+                f"{name}-scheduled-backup",
+                ScheduledBackupArgs(
+                    cfg,
+                    self.image.support_tag,
+                    self.image.support_ref,
+                    self.backup.volume.name,
+                    self.media_volume.name,
+                    password,
+                    networks,
+                    self.postgres.container,
+                ),
+                child,
+            )
         self.migration = Migration(
             f"{name}-migration",
             MigrationArgs(

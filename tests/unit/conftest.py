@@ -149,8 +149,9 @@ def problem_line(message: str, key: str) -> str:
 
 
 def app_image(result: ProgramResult) -> Registration:
-    """The application's image build (the other Image is the product's support image)."""
-    (image,) = [i for i in result.of_type(IMAGE) if not i.name.endswith("-support")]
+    """The application's image build (the others: the product's support image, the scheduled
+    backup's)."""
+    (image,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-image-build")]
     return image
 
 
