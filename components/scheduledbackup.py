@@ -57,6 +57,7 @@ def backup_spec(
         **jobs.backup_environment(cfg),
         "BACKUP_INTERVAL": str(schedule.interval_seconds),
         "BACKUP_HOST": cfg.name_prefix,
+        "BACKUP_TAG": SNAPSHOT_TAG,
     }
     secret_env: dict[str, pulumi.Input[str]] = {jobs.PASSWORD_SECRET: password}
     if schedule.repository is not None and schedule.password is not None:
