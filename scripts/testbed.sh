@@ -39,8 +39,9 @@ install_packages() {
   docker info >/dev/null 2>&1 || apt_install docker.io
   apt_install ca-certificates curl
   # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest),
-  # testssl.sh (TLS scan of the prod stack's nginx).
-  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh
+  # testssl.sh (TLS scan of the prod stack's nginx), rclone (`rclone serve restic`: the restore
+  # drill's offsite repository, tests/docker/test_backup_drill.py).
+  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh rclone
 }
 
 install_buildx() {
