@@ -12,6 +12,7 @@ after one and after two backups (deduplication)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -26,7 +27,8 @@ import pytest
 from automation.__main__ import destroy
 from tests.support.prodstack import ProdStack, django, prod_stack
 
-pytestmark = pytest.mark.slow
+# Two deploys, three scheduled backups and a restore: about ten minutes here.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # The repository's host: its own network namespace, reached from the host (and, through
 # Docker's egress route, from the backup process) over a veth pair.
@@ -185,6 +187,9 @@ def test_restore_drill(tmp_path_factory: pytest.TempPathFactory) -> None:
             (container,) = old.containers("backup")
             health = container.attrs["State"]["Health"]
             assert health["Status"] == "healthy", health
+            # The repository's URL and password are files, never in `docker inspect`.
+            inspected = json.dumps([container.attrs, old.service("scheduled-backup").attrs])
+            assert PASSWORD not in inspected and url not in inspected
             log = container.logs().decode()
             times = [int(s) for s in re.findall(r"backup \S+\.dump done in (\d+)s", log)]
             assert len(times) >= 2, log
