@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
     --list) list=1; shift ;;
     --into) into="${2:?--into needs a database name}"; shift 2 ;;
     --from-repository) from_repository=1; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) backup="$1"; shift ;;
   esac
