@@ -4,7 +4,8 @@ Order of a deploy (enforced by dependencies, and by inputs for the steps' succes
 build -> Postgres and Redis healthy -> backup -> migration -> web and the processes, e.g.
 Celery -> nginx in prod (the static sync before web in prod). Web, the processes and nginx
 change only once the steps before them succeeded (`Job.done()`): a failed step leaves them as
-they were."""
+they were. The scheduled backup (config backupSchedule) waits for Postgres only: no release
+replaces it."""
 
 from __future__ import annotations
 
