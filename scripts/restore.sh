@@ -21,10 +21,10 @@
 #
 # Without --into, the live database is replaced (pg_restore --clean --if-exists in a single
 # transaction: on any error nothing changes), then the media volume's contents by the backup's
-# <name>.media.tar (when there is one: backups older than the media volume have none). Web and
-# every process (the Celery worker and the other process types of config `processes`) are
-# stopped first (Swarm services scaled to 0, or containers stopped) so nothing writes during
-# the restore, and started again afterwards, also when the restore fails.
+# <name>.media.tar (when there is one: backups older than the media volume have none). Web,
+# every process (the Celery worker and the other process types of config `processes`) and the
+# scheduled backup are stopped first (Swarm services scaled to 0, or containers stopped) so
+# nothing writes during the restore, and started again afterwards, also when it fails.
 # --into restores the database only.
 #
 # The dump is streamed from a throw-away, read-only container that mounts the backup volume
@@ -108,12 +108,13 @@ wait_no_tasks() {
 }
 # The stack's writers: every service or container with an app role (web, celery,
 # process) on the stack's backend network (names alone cannot tell PREFIX-x-y of this stack
-# from process y of a stack PREFIX-x).
+# from process y of a stack PREFIX-x), and the scheduled backup (role backup), which must not
+# take a backup of a half-restored database and media volume.
 app_names() {
   echo "$prefix-web"
   local backend role service
   backend="$(docker network inspect -f '{{.Id}}' "$prefix-backend" 2>/dev/null)" || return 0
-  for role in web celery process; do
+  for role in web celery process backup; do
     for service in $(docker service ls -q --filter "label=djangostack.role=$role"); do
       docker service inspect -f \
         '{{.Spec.Name}}{{range .Spec.TaskTemplate.Networks}} {{.Target}}{{end}}' "$service" |

@@ -223,11 +223,14 @@ def test_restore_drill(tmp_path_factory: pytest.TempPathFactory) -> None:
             overrides={**offsite, **secrets, "backupSchedule": "1h"},
         ) as new:
             assert new.psql("SELECT to_regclass('drill_rows') IS NULL") == "t"
+            (backup_before,) = new.containers("backup")
             began = time.monotonic()
             out = new.script("restore.sh", "--from-repository")
             restore_seconds = time.monotonic() - began
             assert "restored " in out, out
             new.wait_healthy("web", 2)
+            # The scheduled backup was stopped through the restore, and runs again.
+            assert new.wait_healthy("backup", 1) != [backup_before.id]
             assert new.psql(ROW_DIGEST) == rows
             assert new.psql(MESSAGE_DIGEST) == messages
             assert media_digests(new) == files
