@@ -44,7 +44,7 @@ from components.configreader import (
 from components.configreader import OBJECT_KEYS as OBJECT_KEYS
 from components.configreader import SECRET_KEYS as SECRET_KEYS
 from components.configreader import UNTYPED_KEYS as UNTYPED_KEYS
-from components.envmap import STACK_VALUES, EnvTemplate
+from components.envmap import ENV_NAME_RE, STACK_VALUES, EnvTemplate
 from components.envmap import Ref as Ref
 from components.envmap import parse_template as parse_template
 from components.processtypes import CELERY_PROCESS as CELERY_PROCESS
@@ -70,6 +70,20 @@ class AcmeConfig:
     directory: str  # the CA's directory URL
     names: tuple[str, ...]  # the certificate's names: `domain` first, then acmeNames
     ca_bundle_file: Path | None  # what the process trusts for the CA's HTTPS; None: the system's
+
+
+@dataclass(frozen=True)
+class ScheduledBackupConfig:
+    """Config backupSchedule and, optionally, the restic repository each backup is copied to
+    (docs/operations.md, "Scheduled backups")."""
+
+    schedule: str  # as configured, e.g. "24h"
+    interval_seconds: int
+    # backupRepository (a secret: a rest: URL may carry credentials), its password and
+    # backupRepositoryEnv (variable name -> secret value); all None / empty without one.
+    repository: pulumi.Output[str] | None = None
+    password: pulumi.Output[str] | None = None
+    repository_env: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,8 @@ class StackConfig:
     maintenance_allow: tuple[str, ...] = ()
     # Config `acme` (prod): certificates from an ACME CA instead of tls_cert_file/tls_key_file.
     acme: AcmeConfig | None = None
+    # Config backupSchedule and the offsite repository; None: no scheduled backup.
+    scheduled_backup: ScheduledBackupConfig | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -360,6 +376,7 @@ def load_config(root: Path = ROOT) -> StackConfig:
         maintenance_page=_maintenance_page(r, app_dir),
         maintenance_allow=_maintenance_allow(r),
         acme=acme,
+        scheduled_backup=_scheduled_backup(r),
     )
     if cfg.cache_ref and not REFERENCE_RE.match(cfg.cache_ref):
         r.problem("cacheRef", f"is not a valid image reference: {cfg.cache_ref!r}")
@@ -398,18 +415,113 @@ def _ca_bundle(r: _Reader) -> Path | None:
 DURATION_RE = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
 
 
+def _seconds(value: str) -> int | None:
+    """The seconds of a duration in whole h/m/s units ("3s", "1m30s", "24h"), else None."""
+    if not value or not DURATION_RE.match(value):
+        return None
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", value))
+
+
 def _duration(r: _Reader, key: str, low: int, high: int) -> str:
     """A duration in whole h/m/s units ("3s", "1m30s") between `low` and `high` seconds."""
     value = r.text(key)
-    units = {"h": 3600, "m": 60, "s": 1}
-    if not value or not DURATION_RE.match(value):
+    seconds = _seconds(value)
+    if seconds is None:
         r.problem(key, f"must be a duration like 3s, 90s or 1m30s, got {value!r}")
         return f"{low}s"
-    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", value))
     if not low <= seconds <= high:
         r.problem(key, f"must be between {low} and {high} seconds, got {value!r}")
         return f"{low}s"
     return value
+
+
+BACKUP_SCHEDULE_SECONDS = (60, 7 * 24 * 3600)  # one minute to a week
+# restic repository URLs the backup image reaches with what it has (HTTP, credentials in the
+# environment); sftp: needs an SSH key and known host the program does not deliver.
+REPOSITORY_SCHEMES = ("rest:", "s3:")
+# What the scheduled backup's environment holds already (components/scheduledbackup.py): a
+# backupRepositoryEnv name may not replace it.
+BACKUP_PROCESS_ENV = frozenset(
+    {
+        "PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "BACKUP_DIR", "MEDIA_DIR",
+        "BACKUP_KEEP", "BACKUP_INTERVAL", "BACKUP_HOST", "BACKUP_TAG", "RESTIC_REPOSITORY",
+        "RESTIC_PASSWORD", "RESTIC_CACHE_DIR", "TMPDIR", "HOME", "PATH",
+    }
+)  # fmt: skip
+# userinfo with a password in a URL: rest:https://user:password@host/
+URL_PASSWORD_RE = re.compile(r"//[^/@]*:[^/@]*@")
+
+
+def _scheduled_backup(r: _Reader) -> ScheduledBackupConfig | None:
+    """backupSchedule (unset: no scheduled backup) and the offsite repository keys."""
+    schedule = r.text("backupSchedule")
+    repository = r.text("backupRepository")
+    if not schedule:
+        if repository:
+            r.problem(
+                "backupSchedule",
+                "is required by backupRepository: the scheduled backup copies each of its "
+                "backups to the repository",
+            )
+        return None
+    seconds = _seconds(schedule)
+    low, high = BACKUP_SCHEDULE_SECONDS
+    if seconds is None or not low <= seconds <= high:
+        r.problem(
+            "backupSchedule",
+            f"must be an interval in whole h/m/s units from 1m to 168h, like 24h, 6h or 15m, "
+            f"got {schedule!r}",
+        )
+        return None
+    if not repository:
+        return ScheduledBackupConfig(schedule, seconds)
+    if not repository.startswith(REPOSITORY_SCHEMES):
+        r.problem(
+            "backupRepository",
+            f"must be a restic repository URL starting with {' or '.join(REPOSITORY_SCHEMES)} "
+            f"(sftp: is not supported: serve the repository with rest-server or `rclone serve "
+            f"restic`), got {repository!r}",
+        )
+    if URL_PASSWORD_RE.search(repository) and not _is_secret(f"{PROJECT}:backupRepository"):
+        r.problem(
+            "backupRepository",
+            "holds a password but is set in plain text; it must be a secret",
+            fix="pulumi config set --secret backupRepository <the same URL>",
+        )
+    password = r.secret("backupRepositoryPassword")
+    if not r.raw("backupRepositoryPassword"):
+        r.problem("backupRepositoryPassword", "is required by backupRepository", secret_example())
+    return ScheduledBackupConfig(
+        schedule,
+        seconds,
+        repository=pulumi.Output.secret(repository),
+        password=password,
+        repository_env=_repository_env(r),
+    )
+
+
+def _repository_env(r: _Reader) -> dict[str, pulumi.Output[str]]:
+    """backupRepositoryEnv: variable names restic reads (AWS_ACCESS_KEY_ID...) -> values, a
+    secret; unset: none."""
+    key = "backupRepositoryEnv"
+    value = r.variables(key)
+    if value and not _is_secret(f"{PROJECT}:{key}"):
+        r.problem(key, "is set in plain text; it must be a secret")
+        return {}
+    found: dict[str, pulumi.Output[str]] = {}
+    for name, raw in sorted(value.items()):
+        drop = f"pulumi config rm --path '{key}.{name}'"
+        if not ENV_NAME_RE.match(name):
+            what = f"{name!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            r.problem(key, what, fix=drop)
+        elif name in BACKUP_PROCESS_ENV or name.startswith("DJANGOSTACK_"):
+            r.problem(key, f"{name} is set by the scheduled backup itself", fix=drop)
+        elif isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            r.problem(key, f"{name} must be a string", name=name)
+        else:
+            found[name] = pulumi.Output.secret(str(raw))
+    return found
 
 
 def _context_filter(app_dir: Path) -> Callable[[str], bool]:

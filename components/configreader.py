@@ -83,6 +83,10 @@ KEYS: dict[str, str] = {
     "acmeNames": "www.shop.example.com",
     "acmeCaBundleFile": "certs/acme-ca.pem",
     "backupRetention": "7",
+    "backupSchedule": "24h",
+    "backupRepository": "rest:https://backups.example.com:8000/shop",
+    "backupRepositoryPassword": "<password>",
+    "backupRepositoryEnv": "<value>",
     "monitoring": "true",
     "maintenance": "true",
     "maintenancePage": "templates/maintenance.html",
@@ -96,7 +100,16 @@ KEYS: dict[str, str] = {
     "secretEnv": "'${postgresPassword}'",
     "processes": "python",  # the hint sets one element: --path 'processes.NAME.command[0]'
 }
-SECRET_KEYS = frozenset({"registryPassword", "postgresPassword", "djangoSecretKey", "secretEnv"})
+SECRET_KEYS = frozenset(
+    {
+        "registryPassword",
+        "postgresPassword",
+        "djangoSecretKey",
+        "secretEnv",
+        "backupRepositoryPassword",
+        "backupRepositoryEnv",
+    }
+)
 MEMORY_KEYS = (
     "webMemoryMb",
     "celeryMemoryMb",
@@ -119,11 +132,12 @@ LIST_KEYS = frozenset(
 )
 # Object keys: Pulumi.yaml declares them untyped with the default "" (unset; see its comment);
 # a set value reaches the program as JSON text.
-OBJECT_KEYS = frozenset({"env", "secretEnv", "processes"})
+OBJECT_KEYS = frozenset({"env", "secretEnv", "processes", "backupRepositoryEnv"})
 # Keys Pulumi.yaml declares untyped with the default "" so "unset" differs from "set empty":
 # the object keys, and buildCommands (unset: detected; []: none).
 UNTYPED_KEYS = OBJECT_KEYS | {"buildCommands"}
-ENV_KEYS = ("env", "secretEnv")  # object keys: their fix hint sets one entry with `--path`
+# Object keys whose fix hint sets one entry with `--path`.
+ENV_KEYS = ("env", "secretEnv", "backupRepositoryEnv")
 # Debian policy 5.6.1 (package names). The names reach `apt-get install` through a shell in the
 # Dockerfile: this grammar (no space, quote, `$`, `;`, glob) is what keeps anything else out.
 DEBIAN_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -303,19 +317,25 @@ class _Reader:
                 self.problem(key, what, index=index)
         return tuple(value)
 
-    def env_map(self, key: str) -> dict[str, EnvTemplate]:
-        """An object of environment variable names -> templates. The engine hands objects to
-        the program as JSON text (`pulumi config set --path 'env.NAME' value`); `--path`
-        turns true/false and numbers into JSON booleans and numbers: they become their text."""
+    def variables(self, key: str) -> dict[str, Any]:
+        """An object of environment variable names -> raw values; unset (Pulumi.yaml's
+        short-form default is ""): empty. The engine hands objects to the program as JSON text
+        (`pulumi config set --path 'env.NAME' value`)."""
         value = self.values.get(key, self.defaults.get(key))
         if value is None or (isinstance(value, str) and not value.strip()):
-            return {}  # unset (Pulumi.yaml's short-form default is "")
+            return {}
         if isinstance(value, str):
             with contextlib.suppress(json.JSONDecodeError):  # not JSON: reported below
                 value = json.loads(value)
         if not isinstance(value, dict):
             self.problem(key, f"must be an object of variable names, got {value!r}")
             return {}
+        return value
+
+    def env_map(self, key: str) -> dict[str, EnvTemplate]:
+        """An object of environment variable names -> templates (`variables`); `--path`
+        turns true/false and numbers into JSON booleans and numbers: they become their text."""
+        value = self.variables(key)
         templates: dict[str, EnvTemplate] = {}
         for name, raw in sorted(value.items()):
             if not ENV_NAME_RE.match(name):

@@ -104,22 +104,27 @@ def product_image(
     suffix: str,
     opts: pulumi.ResourceOptions,
     build_args: Mapping[str, str] | None = None,
+    images: Mapping[str, ProductImage] | None = None,
 ) -> ProductImage:
-    """An image of one of the product's own directories (docker/support, docker/acme), tagged
-    by content; pushed when a registry is configured, else loaded into the local engine."""
+    """An image of one of the product's own directories (docker/support, docker/acme,
+    docker/backup), tagged by content; pushed when a registry is configured, else loaded into
+    the local engine. `images`: build args naming other product images it builds FROM (passed
+    by reference, part of the content by tag)."""
     content = context_hash(directory, directory / "Dockerfile")
-    if build_args:
-        content = hashlib.sha256(
-            json.dumps([content, dict(build_args)], sort_keys=True).encode()
-        ).hexdigest()
+    if build_args or images:
+        key: list[object] = [content, dict(build_args or {})]
+        if images:
+            key.append({arg: image.tag for arg, image in images.items()})
+        content = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     tag = f"{cfg.image_repository}-{suffix}:{content[:12]}"
+    image_refs = {arg: image.ref for arg, image in (images or {}).items()}
     push = bool(cfg.registry)
     image = docker_build.Image(
         name,
         docker_build.ImageArgs(
             context=docker_build.BuildContextArgs(location=str(directory)),
             dockerfile=docker_build.DockerfileArgs(location=str(directory / "Dockerfile")),
-            build_args=dict(build_args) if build_args else None,
+            build_args={**(build_args or {}), **image_refs} or None,
             tags=[tag],
             push=push,
             load=not push,  # what runs it, or builds from it, reads it from the local engine
@@ -147,7 +152,8 @@ class Image(pulumi.ComponentResource):
     passed as SUPPORT_IMAGE. The dependency layout found in appDir (cfg.dependencies) and the
     Debian packages of buildPackages / runtimePackages go in as build args.
 
-    Outputs: `ref` (what containers run: repo@digest when pushed, else the local tag
+    Outputs: `support` (the support image, which the backup image copies the entrypoint
+    from), `ref` (what containers run: repo@digest when pushed, else the local tag
     name:<imageTag>-<12 hex of every build input>, so any change is a new reference either way),
     `digest`, `tag` (name:<imageTag>), `revision` (context hash)."""
 
@@ -180,14 +186,13 @@ class Image(pulumi.ComponentResource):
         # The product's support files (docker/support), an image of their own that the
         # Dockerfile copies from: the build context is the project, and the engine's BuildKit
         # has no named contexts. Tagged by content, so a change to them rebuilds the app image.
-        support = product_image(
+        self.support = support = product_image(
             f"{name}-support",
             cfg,
             cfg.root / "docker" / "support",
             "support",
             pulumi.ResourceOptions(parent=self),
         )
-        self.support = support.image
         build_args = {
             "BASE_IMAGE": cfg.base_image,
             "VERSION": cfg.image_tag,
@@ -225,7 +230,7 @@ class Image(pulumi.ComponentResource):
                 build_on_preview=cfg.build_on_preview,
                 **builder(cfg),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.support]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[support.image]),
         )
         self.digest = self.image.digest
         # Pushed: pinned by digest. Local only: the build's unique tag, which the engine has

@@ -1,7 +1,8 @@
 """One-shot deploy steps, each a hardened container run to completion (renderers.run_once):
-Backup (pg_dump before migrating) and Migration, which run again whenever anything the
-migration runs with changes (image, environment, secrets: one run key for both, so a backup
-accompanies every migration run), and StaticFiles (static volume sync, on every new image).
+Backup (pg_dump and the media archive before migrating, docker/backup/backup.sh) and
+Migration, which run again whenever anything the migration runs with changes (image,
+environment, secrets: one run key for both, so a backup accompanies every migration run), and
+StaticFiles (static volume sync, on every new image).
 A failed step fails the deploy; the next one runs only after it succeeded."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from components import hardening, postgres, renderers
 from components.app import ENTRYPOINT, MEDIA_DIR, PIDS, AppEnv
 from components.app import USER as APP_USER
 from components.config import StackConfig
+from components.configreader import ROOT
 from components.networks import Networks
 from components.spec import TMP, Limits, Mount, ServiceSpec
 
@@ -27,8 +29,33 @@ STATIC_SYNC = ("cp", "-R", "/opt/djangostack/static/.", f"{STATIC_DIR}/")
 
 # The backup step's secret: the database password as a file. pg_dump reads no
 # PGPASSWORD_FILE, and libpq ignores a password file others may read (the files volume's files
-# are 0444), so the step exports PGPASSWORD from it into its own process environment only.
+# are 0444), so the backup exports PGPASSWORD from it into its own process environment only.
 PASSWORD_SECRET = "PGPASSWORD"  # noqa: S105 - a file name
+# docker/backup: the backup image (components/scheduledbackup.py) and its scripts.
+BACKUP_CONTEXT = ROOT / "docker" / "backup"
+# One backup (dump, media archive, retention): the single source of the pre-migration step,
+# which runs its text in the Postgres image, and of the scheduled backup, whose image holds it.
+BACKUP_SCRIPT = (BACKUP_CONTEXT / "backup.sh").read_text()
+# The backup volume's mount point: a fresh volume first mounted at /tmp inherits its mode 1777,
+# so the Postgres image's user (999) writes into it (renderers.WRITABLE_VOLUME_TARGET).
+BACKUP_DIR = renderers.WRITABLE_VOLUME_TARGET
+
+
+def backup_environment(cfg: StackConfig) -> dict[str, str]:
+    """What docker/backup/backup.sh reads besides PGPASSWORD_FILE, for both backups."""
+    return {
+        "PGHOST": postgres.HOST,
+        "PGUSER": cfg.postgres_user,
+        "PGDATABASE": cfg.postgres_db,
+        "BACKUP_DIR": BACKUP_DIR,
+        "MEDIA_DIR": MEDIA_DIR,
+        "BACKUP_KEEP": str(cfg.backup_retention),
+    }
+
+
+def backup_mounts(volume: pulumi.Input[str], media_volume: pulumi.Input[str]) -> tuple[Mount, ...]:
+    """The backup volume (written) and the media volume (archived, read-only)."""
+    return (Mount(BACKUP_DIR, volume), Mount(MEDIA_DIR, media_volume, read_only=True))
 
 
 @dataclass(frozen=True)
@@ -43,19 +70,10 @@ class BackupArgs:
     after: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
-MEDIA_ARCHIVE_SUFFIX = ".media.tar"  # scripts/lib/backups.sh pairs it with its dump the same way
-
-
-def media_archive(dump: str) -> str:
-    """The media archive taken with a dump (`<db>-<ts>.dump` -> `<db>-<ts>.media.tar`), as a
-    shell word expansion of the variable named `dump`."""
-    return f'"${{{dump}%.dump}}{MEDIA_ARCHIVE_SUFFIX}"'
-
-
 class Backup(pulumi.ComponentResource):
     """`pg_dump -Fc` into the backup volume, timestamped, with a tar of the media volume under
-    the same name (`.media.tar`), keeping the newest `backupRetention` pairs. Restore:
-    docs/operations.md ("Backups and restore")."""
+    the same name (`.media.tar`), keeping the newest `backupRetention` pairs
+    (docker/backup/backup.sh). Restore: docs/operations.md ("Backups and restore")."""
 
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Backup", name, None, opts)
@@ -67,43 +85,16 @@ class Backup(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
             cfg.is_prod,
         )
-        target = renderers.WRITABLE_VOLUME_TARGET
-        # The media archive is complete before the dump gets its final name: a listed dump
-        # always has its media next to it. Uncompressed: uploads are mostly compressed already.
-        # One command per line under `set -e`: any failure fails the step (and the deploy), and
-        # the trap leaves no partial file behind.
-        script = "\n".join(
-            (
-                "set -eu",
-                f'PGPASSWORD=$(cat "${PASSWORD_SECRET}_FILE"); export PGPASSWORD',
-                f'f="{target}/$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"',
-                f"m={media_archive('f')}",
-                'trap \'rm -f "$f.partial" "$m.partial"\' EXIT',
-                f'tar -C {MEDIA_DIR} -cf "$m.partial" .',
-                'mv "$m.partial" "$m"',
-                'pg_dump --format=custom --file="$f.partial"',
-                'mv "$f.partial" "$f"',
-                f"ls -1t {target}/*.dump | tail -n +{cfg.backup_retention + 1} | "
-                f'while read -r old; do rm -f -- "$old" {media_archive("old")}; done',
-            )
-        )
         spec = ServiceSpec(
             name=f"{cfg.name_prefix}-backup",
             role="job",
             image=cfg.postgres_image,
             user=postgres.USER,
             limits=Limits(memory_mb=256, cpus=1.0, pids=64),
-            command=("sh", "-c", script),
-            env={
-                "PGHOST": postgres.HOST,
-                "PGUSER": cfg.postgres_user,
-                "PGDATABASE": cfg.postgres_db,
-            },
+            command=("sh", "-c", BACKUP_SCRIPT),
+            env=backup_environment(cfg),
             secret_env={PASSWORD_SECRET: args.password},
-            mounts=(
-                Mount(target, self.volume.name),
-                Mount(MEDIA_DIR, args.media_volume, read_only=True),
-            ),
+            mounts=backup_mounts(self.volume.name, args.media_volume),
             networks=(Networks.attach(args.backend_network),),
         )
         self.job = renderers.run_once(

@@ -1,5 +1,6 @@
 """The networks: edge (nginx and web), backend (internal: no route out) and, only when a
-process opts in (`processes.NAME.egress`), egress (a route out for those processes alone)."""
+process opts in (`processes.NAME.egress`) or the scheduled backup copies to a repository,
+egress (a route out for those processes alone)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ class NetworksArgs:
 class Networks(pulumi.ComponentResource):
     """`edge`: nginx and web. `backend`: web, processes, Postgres, Redis, one-shot jobs;
     created `internal` so nothing on it reaches outside or is reachable from the host.
-    `egress` (None unless a process has `egress: true`): not internal, only those processes
-    join it, so they get a default route out while the backend stays internal. In swarm mode
-    all are attachable overlays so services and plain containers share them."""
+    `egress` (None unless a process has `egress: true` or backupRepository is set): not
+    internal, only those processes (and the scheduled backup) join it, so they get a default
+    route out while the backend stays internal. In swarm mode all are attachable overlays so
+    services and plain containers share them."""
 
     def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("djangostack:index:Networks", name, None, opts)
@@ -51,7 +53,9 @@ class Networks(pulumi.ComponentResource):
         self.edge = network("edge", internal=False)
         self.backend = network("backend", internal=True)
         self.egress: docker.Network | None = None
-        if any(process.egress for process in cfg.processes):
+        backup = cfg.scheduled_backup
+        offsite = backup is not None and backup.repository is not None
+        if offsite or any(process.egress for process in cfg.processes):
             self.egress = network("egress", internal=False)
         outputs = {"edge": self.edge.name, "backend": self.backend.name}
         if self.egress is not None:

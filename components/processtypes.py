@@ -21,6 +21,7 @@ RESERVED_PROCESS_NAMES = frozenset(
     {
         "web", "migrate", "static", "postgres", "pgdata", "redis", "redisdata", "backup",
         "backups", "nginx", "prometheus", "edge", "backend", "egress", "media",
+        "scheduled-backup",
     }
 )  # fmt: skip
 CELERY_PROCESS = "celery"  # the default process: today's Celery worker, same names

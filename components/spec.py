@@ -13,8 +13,19 @@ from dataclasses import dataclass, field
 import pulumi
 
 # "celery": the default Celery worker process (its role label predates `processes`);
-# "process": every other process type of config `processes`.
-ROLES = ("web", "celery", "process", "postgres", "redis", "nginx", "prometheus", "acme", "job")
+# "process": every other process type of config `processes`; "backup": the scheduled backup.
+ROLES = (
+    "web",
+    "celery",
+    "process",
+    "postgres",
+    "redis",
+    "nginx",
+    "prometheus",
+    "acme",
+    "job",
+    "backup",
+)
 TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
 
 

@@ -5,7 +5,8 @@ build -> Postgres and Redis healthy -> backup -> migration -> web and the proces
 Celery -> nginx in prod (the static sync before web in prod; the maintenance switch before
 the backup when on, after web and the processes when off). Web, the processes and nginx
 change only once the steps before them succeeded (`Job.done()`): a failed step leaves them as
-they were."""
+they were. The scheduled backup (config backupSchedule) waits for Postgres only: no release
+replaces it."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from components.networks import Networks, NetworksArgs
 from components.nginx import HTTP_PORT, Nginx, NginxArgs, container_name
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from components.scheduledbackup import ScheduledBackup, ScheduledBackupArgs
 from components.spec import Mount
 
 
@@ -235,6 +237,25 @@ class DjangoStack(pulumi.ComponentResource):
             ),
             child,
         )
+        # config backupSchedule: the same backup, on a schedule, copied offsite with a repository.
+        self.scheduled_backup: ScheduledBackup | None = None
+        if cfg.scheduled_backup is not None:
+            networks = [Networks.attach(backend)]
+            if self.networks.egress is not None and cfg.scheduled_backup.repository is not None:
+                networks.append(Networks.attach(self.networks.egress))
+            self.scheduled_backup = ScheduledBackup(
+                f"{name}-scheduled-backup",
+                ScheduledBackupArgs(
+                    cfg,
+                    self.image.support,
+                    self.backup.volume.name,
+                    self.media_volume.name,
+                    password,
+                    networks,
+                    self.postgres.container,
+                ),
+                child,
+            )
         self.migration = Migration(
             f"{name}-migration",
             MigrationArgs(

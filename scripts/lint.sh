@@ -41,7 +41,7 @@ run() {  # run one check, keep going, remember failures
 run .venv/bin/ruff check .
 run .venv/bin/ruff format --check .
 # hadolint reads .hadolint.yaml; suppressions sit inline in the Dockerfile with their reason.
-for dockerfile in docker/Dockerfile docker/acme/Dockerfile; do
+for dockerfile in docker/Dockerfile docker/acme/Dockerfile docker/backup/Dockerfile; do
   run .venv/bin/hadolint --no-color "$dockerfile"
   run "$CHECKOV/bin/checkov" --framework dockerfile --file "$dockerfile" --quiet --compact \
     --skip-download

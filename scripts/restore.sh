@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Restore a pre-migration backup (pg_dump custom format, and the media archive taken with it)
-# from a stack's backup volume.
+# Restore a backup (pg_dump custom format, and the media archive taken with it) from a stack's
+# backup volume, or from its restic repository (config backupRepository).
 #
-#   scripts/restore.sh [--prefix PREFIX] --list
+#   scripts/restore.sh [--prefix PREFIX] [--from-repository] --list
 #   scripts/restore.sh [--prefix PREFIX] [--into DATABASE] [BACKUP]
+#   scripts/restore.sh [--prefix PREFIX] [--into DATABASE] --from-repository [SNAPSHOT]
 #
-#   --prefix PREFIX  the stack's namePrefix (default djangostack-prod): Docker objects are
-#                    PREFIX-postgres, PREFIX-backups, PREFIX-backend, PREFIX-web, ...
-#   --list           list the backups, newest first, and exit
-#   --into DATABASE  restore into a new database DATABASE (created here; must not exist),
-#                    e.g. to inspect a backup or check it, leaving the live one alone
-#   BACKUP           a file name from --list (default: the newest)
+#   --prefix PREFIX    the stack's namePrefix (default djangostack-prod): Docker objects are
+#                      PREFIX-postgres, PREFIX-backups, PREFIX-backend, PREFIX-web, ...
+#   --list             list the backups, newest first (with --from-repository: the
+#                      repository's snapshots of every stack), and exit
+#   --into DATABASE    restore into a new database DATABASE (created here; must not exist),
+#                      e.g. to inspect a backup or check it, leaving the live one alone
+#   BACKUP             a file name from --list (default: the newest)
+#   --from-repository  first fetch the dump and media archive of SNAPSHOT (a snapshot id from
+#                      --list, default: the latest of any stack) from the restic repository
+#                      into the backup volume, then restore them like a local backup; needs the
+#                      stack's scheduled backup with the same backupRepository (and password)
+#                      running: restic runs inside it, with its secrets
 #
 # Without --into, the live database is replaced (pg_restore --clean --if-exists in a single
 # transaction: on any error nothing changes), then the media volume's contents by the backup's
-# <name>.media.tar (when there is one: backups older than the media volume have none). Web and
-# every process (the Celery worker and the other process types of config `processes`) are
-# stopped first (Swarm services scaled to 0, or containers stopped) so nothing writes during
-# the restore, and started again afterwards, also when the restore fails.
+# <name>.media.tar (when there is one: backups older than the media volume have none). Web,
+# every process (the Celery worker and the other process types of config `processes`) and the
+# scheduled backup are stopped first (Swarm services scaled to 0, or containers stopped) so
+# nothing writes during the restore, and started again afterwards, also when it fails.
 # --into restores the database only.
 #
 # The dump is streamed from a throw-away, read-only container that mounts the backup volume
@@ -30,17 +37,28 @@ prefix=djangostack-prod
 list=0
 into=""
 backup=""
+from_repository=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="${2:?--prefix needs a value}"; shift 2 ;;
     --list) list=1; shift ;;
     --into) into="${2:?--into needs a database name}"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --from-repository) from_repository=1; shift ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) backup="$1"; shift ;;
   esac
 done
 stack_postgres "$prefix"
+
+if [ "$from_repository" = 1 ]; then
+  backup_process "$prefix"
+  if [ "$list" = 1 ]; then
+    in_restic 'restic --no-cache snapshots --tag "$BACKUP_TAG"'
+    exit 0
+  fi
+  backup="$(fetch_snapshot "${backup:-latest}")"
+fi
 
 backups="$(in_backups sh -c 'cd /backups && ls -1t -- *.dump 2>/dev/null || true')"
 if [ "$list" = 1 ]; then
@@ -90,12 +108,13 @@ wait_no_tasks() {
 }
 # The stack's writers: every service or container with an app role (web, celery,
 # process) on the stack's backend network (names alone cannot tell PREFIX-x-y of this stack
-# from process y of a stack PREFIX-x).
+# from process y of a stack PREFIX-x), and the scheduled backup (role backup), which must not
+# take a backup of a half-restored database and media volume.
 app_names() {
   echo "$prefix-web"
   local backend role service
   backend="$(docker network inspect -f '{{.Id}}' "$prefix-backend" 2>/dev/null)" || return 0
-  for role in web celery process; do
+  for role in web celery process backup; do
     for service in $(docker service ls -q --filter "label=djangostack.role=$role"); do
       docker service inspect -f \
         '{{.Spec.Name}}{{range .Spec.TaskTemplate.Networks}} {{.Target}}{{end}}' "$service" |

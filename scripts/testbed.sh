@@ -40,8 +40,10 @@ install_packages() {
   apt_install ca-certificates curl
   # Test-only tools: debootstrap (base images), wrk (load), docker-registry (push/pull by digest),
   # testssl.sh (TLS scan of the prod stack's nginx), pebble (the ACME CA of the automatic HTTPS
-  # test, scripts/acme-testbed.sh).
-  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh pebble
+  # test, scripts/acme-testbed.sh), rclone (`rclone serve restic`: the restore drill's offsite
+  # repository, tests/docker/test_backup_drill.py).
+  [ "${1:-}" = engine ] || apt_install debootstrap wrk docker-registry iproute2 testssl.sh pebble \
+    rclone
 }
 
 install_buildx() {

@@ -4,6 +4,10 @@
 #                           media is empty when the stack has no media volume (deployed before it)
 #   in_backups CMD...       runs CMD in a throw-away container with the backup volume at
 #                           /backups (writable only with BACKUPS_WRITABLE=1)
+#   backup_process PREFIX   sets restic_container: the stack's running scheduled backup (or dies)
+#   in_restic CMD...        runs CMD in it, with the repository's secrets exported
+#   fetch_snapshot SNAPSHOT fetches a snapshot's dump and media archive from the repository into
+#                           the backup volume; prints the dump's file name
 #   in_media USER CMD...    runs CMD as USER in a throw-away container with the media volume
 #                           at /media (writable only with MEDIA_WRITABLE=1); volume-nocopy: the
 #                           image's own /media (root's) must never be copied up into an empty
@@ -54,4 +58,53 @@ in_media() {
   docker run --rm -i --network none --read-only --cap-drop ALL \
     --security-opt no-new-privileges:true --user "$as" \
     --mount "type=volume,source=$media,target=/media,volume-nocopy$readonly_flag" "$image" "$@"
+}
+
+# The stack's scheduled backup (config backupSchedule, components/scheduledbackup.py): a
+# container in dev, a Swarm task in prod. It alone holds the repository's URL and password, as
+# files, and BACKUP_TAG, the tag of the stacks' snapshots.
+backup_process() {
+  local name="$1-scheduled-backup"
+  restic_container="$(docker ps -q --filter "name=^$name\$")"
+  [ -n "$restic_container" ] ||
+    restic_container="$(docker ps -q --filter "label=com.docker.swarm.service.name=$name" | head -n 1)"
+  [ -n "$restic_container" ] ||
+    die "no running $name: deploy the stack with backupSchedule and backupRepository (the repository's URL and password) first"
+  docker exec "$restic_container" sh -c 'test -n "${RESTIC_REPOSITORY_FILE:-}"' ||
+    die "$name has no backupRepository: set it (and backupRepositoryPassword) and deploy"
+}
+
+# `sh -c SCRIPT sh ARGS...` in it, through the product's entrypoint, which exports
+# backupRepositoryEnv's names from their files; restic reads RESTIC_REPOSITORY_FILE and
+# RESTIC_PASSWORD_FILE itself. No cache: the process's own is its.
+in_restic() {
+  local script="$1"
+  shift
+  docker exec -i "$restic_container" /opt/djangostack/entrypoint sh -c "set -e; $script" sh "$@"
+}
+
+# The pair of a snapshot (`latest`: the newest of any stack's) into the backup volume under its
+# own name, each file under a .partial name first, the dump last (like a backup), so a listed
+# dump always has its media next to it.
+fetch_snapshot() {
+  local snapshot="$1" listing header id dump file
+  case "$snapshot" in -*|*/*|"") die "SNAPSHOT must be an id from --list or latest, got '$snapshot'" ;; esac
+  listing="$(in_restic 'restic --no-cache ls --tag "$BACKUP_TAG" "$1"' "$snapshot")" ||
+    die "no snapshot $snapshot in the repository (see --from-repository --list)"
+  header="${listing%%$'\n'*}"  # snapshot <id> of [<paths>] filtered by [] at <time>):
+  echo "$header" >&2
+  id="$(sed -n 's/^snapshot \([0-9a-f]*\) .*/\1/p' <<<"$header")"
+  [ -n "$id" ] || die "restic named no snapshot: $header"
+  dump="$(grep '\.dump$' <<<"$listing" | head -n 1)" || die "snapshot $id holds no .dump file"
+  local files=("$dump")
+  if grep -qxF "$(media_archive_of "$dump")" <<<"$listing"; then
+    files=("$(media_archive_of "$dump")" "$dump")
+  fi
+  for file in "${files[@]}"; do
+    in_restic 'target="$BACKUP_DIR/$(basename "$2")"
+      restic --no-cache dump "$1" "$2" > "$target.partial"; mv "$target.partial" "$target"' \
+      "$id" "$file"
+  done
+  echo "fetched $(basename "$dump") (snapshot $id) from the repository into $volume" >&2
+  basename "$dump"
 }

@@ -1,11 +1,14 @@
 """The dev stack deployed from nothing by the Pulumi engine on the local Docker engine: runserver
 answers, every container is hardened and healthy, a second `up` changes nothing, a source edit
-on the host shows without a rebuild, and `destroy` leaves nothing (dev protects no data).
+on the host shows without a rebuild, the scheduled backup (a container in dev, every minute
+here) takes the pre-migration step's backup, and `destroy` leaves nothing (dev protects no
+data).
 
 One stack per module; the tests run in file order."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import docker
@@ -25,7 +28,8 @@ def client() -> docker.DockerClient:
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    stack = new_stack(tmp_path_factory.mktemp("dev"), "e2e-dev", "dev")
+    overrides = {"backupSchedule": "1m"}
+    stack = new_stack(tmp_path_factory.mktemp("dev"), "e2e-dev", "dev", overrides=overrides)
     try:
         stack.first = stack.up()
         yield stack
@@ -53,7 +57,8 @@ def test_runserver_answers(dev, http, client) -> None:
 
 
 def test_every_container_read_only_non_root_no_capabilities_and_healthy(dev, client) -> None:
-    assert_hardened_and_healthy(dev, client, minimum=4)  # postgres, redis, web, celery
+    # postgres, redis, web, celery, the scheduled backup
+    assert_hardened_and_healthy(dev, client, minimum=5)
 
 
 def test_second_up_of_an_unchanged_program_changes_nothing(dev, client) -> None:
@@ -70,6 +75,21 @@ def test_source_edit_on_the_host_is_served_without_rebuild(dev, http, client) ->
         assert time.monotonic() < deadline, "the edit never showed up"
         time.sleep(1)
     assert dev_web(dev, client).image.id == image_before
+
+
+def test_the_scheduled_backup_takes_the_steps_backup(dev, client) -> None:
+    backup = client.containers.get(f"{dev.name}-scheduled-backup")
+    deadline = time.monotonic() + 300  # the first is one minute after the start
+    while not re.search(r"backup app-\S+\.dump done in \d+s", backup.logs().decode()):
+        assert time.monotonic() < deadline, backup.logs().decode()[-2000:]
+        time.sleep(2)
+    # Next to the pre-migration step's: the same names, the same volume, media included.
+    listing = backup.exec_run(["sh", "-c", "ls /tmp"]).output.decode().split()
+    dumps = [name for name in listing if name.endswith(".dump")]
+    assert len(dumps) == 2, listing
+    assert all(name.removesuffix(".dump") + ".media.tar" in listing for name in dumps), listing
+    backup.reload()
+    assert backup.attrs["State"]["Health"]["Status"] == "healthy"
 
 
 def test_destroy_leaves_nothing(dev) -> None:

@@ -12,7 +12,7 @@ import pytest
 from docker.models.containers import Container
 
 from components import app
-from tests.support.prodstack import ProdStack, prod_stack
+from tests.support.prodstack import ProdStack, django, prod_stack
 
 pytestmark = pytest.mark.slow
 VOLUME = "docker:index/volume:Volume"
@@ -29,14 +29,6 @@ PIXEL = bytes.fromhex(
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
     with prod_stack(tmp_path_factory.mktemp("media"), "media") as deployed:
         yield deployed
-
-
-def django(container: Container, code: str) -> str:
-    """Run `code` in the project's Django shell inside `container` (its own env and user)."""
-    # Verbosity 0: no "N objects imported automatically" line (Django 5.2's shell).
-    result = container.exec_run(["python", "manage.py", "shell", "--verbosity", "0", "-c", code])
-    assert result.exit_code == 0, result.output.decode()
-    return result.output.decode().strip()
 
 
 def save(container: Container, name: str, content: bytes) -> str:

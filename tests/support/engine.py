@@ -28,13 +28,12 @@ from pulumi import automation as auto
 
 from automation import deploy
 from automation.engine import ROOT, open_stack, policy_args, run_cli
+from components.configreader import SECRET_KEYS  # the program refuses them in plain text
 from components.hardening import STACK_LABEL
 
 SESSION = uuid.uuid4().hex[:6]
 BACKEND_DIR = Path(tempfile.gettempdir()) / "djangostack-tests" / "state"
 PASSPHRASE = "djangostack-tests"  # a test backend's secrets; nothing real is encrypted with it
-# Config keys whose values are secrets (the program refuses them in plain text).
-SECRET_CONFIG = frozenset({"secretEnv", "registryPassword", "postgresPassword", "djangoSecretKey"})
 REPLACING = frozenset({"replace", "create-replacement", "delete-replaced"})
 
 
@@ -144,7 +143,7 @@ class EngineStack:
         # A key with a namespace (docker:host) is another package's config, set as it is.
         values = {
             key if ":" in key else f"djangostack:{key}": auto.ConfigValue(
-                _text(value), secret=key in SECRET_CONFIG
+                _text(value), secret=key in SECRET_KEYS
             )
             for key, value in config.items()
             if value is not None and not isinstance(value, list)

@@ -180,6 +180,14 @@ class ProdStack(EngineStack):
         return time.monotonic() - began
 
 
+def django(container: Container, code: str) -> str:
+    """Run `code` in the project's Django shell inside `container` (its own env and user)."""
+    # Verbosity 0: no "N objects imported automatically" line (Django 5.2's shell).
+    result = container.exec_run(["python", "manage.py", "shell", "--verbosity", "0", "-c", code])
+    assert result.exit_code == 0, result.output.decode()
+    return result.output.decode().strip()
+
+
 @contextlib.contextmanager
 def prod_stack(
     workdir: Path,

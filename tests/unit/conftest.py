@@ -150,7 +150,7 @@ def problem_line(message: str, key: str) -> str:
 
 def app_image(result: ProgramResult) -> Registration:
     """The application's image build (the others are the product's support image and, with
-    config acme, the ACME process's)."""
+    config acme, the ACME process's, with backupSchedule the scheduled backup's)."""
     (image,) = [i for i in result.of_type(IMAGE) if i.name.endswith("-image-build")]
     return image
 

@@ -23,7 +23,7 @@ from conftest import (
 from test_hardening import nginx_conf
 from test_project import shop
 
-from components import app, project
+from components import app, jobs, project
 from tests.program import ROOT, ProgramResult, Registration
 
 STACKS = ["dev", "prod", "prod_containers"]
@@ -136,7 +136,9 @@ def test_the_migration_may_write_media_and_the_backup_archives_it(result: Progra
     (mount,) = media_mounts(backup)
     assert mount["source"] == name and mount["readOnly"] is True
     script = backup.plain_inputs["command"][-1]
-    assert f"tar -C {app.MEDIA_DIR} -cf" in script
+    assert script == jobs.BACKUP_SCRIPT  # docker/backup/backup.sh, the scheduled backup's too
+    assert 'tar -C "$MEDIA_DIR" -cf' in script
+    assert f"MEDIA_DIR={app.MEDIA_DIR}" in backup.plain_inputs["envs"]
     # Retention removes a dump's media archive with it.
     assert "${old%.dump}.media.tar" in script
 
