@@ -7,6 +7,7 @@ certificate, a unique name prefix, test secrets and the CA bundle of the TLS pro
 
 from __future__ import annotations
 
+import random
 import socket
 import tempfile
 from pathlib import Path
@@ -25,13 +26,23 @@ STAND_INS = {
     "prometheusImage": "djangostack-testbed/prometheus:latest",
 }
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORTS_FROM = 20000  # test stacks publish on 127.0.0.1 from here to the ephemeral range
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: a port the kernel hands out (bind to 0) is soon another connection's local port,
+    and Docker's publishing of it then fails with "address already in use"."""
+    ephemeral_start = int(EPHEMERAL_RANGE.read_text().split()[0])
+    while True:
+        port = random.randrange(PORTS_FROM, ephemeral_start)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def stack_file(stack: str) -> dict[str, Any]:

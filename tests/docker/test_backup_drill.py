@@ -25,6 +25,7 @@ import docker
 import pytest
 
 from automation.__main__ import destroy
+from tests.support import figures
 from tests.support.prodstack import ProdStack, django, prod_stack
 
 # Two deploys, three scheduled backups and a restore: about ten minutes here.
@@ -165,7 +166,9 @@ def volumes_of(name: str) -> list[str]:
     return [v.name for v in docker.from_env().volumes.list() if v.name.startswith(f"{name}-")]
 
 
-def test_restore_drill(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_restore_drill(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     served = tmp_path_factory.mktemp("repository") / "served"
     served.mkdir()
     repository = served / "drill"
@@ -237,11 +240,13 @@ def test_restore_drill(tmp_path_factory: pytest.TempPathFactory) -> None:
             some = next(iter(sorted(files)))
             assert new.get("/media/" + some.removeprefix("./")).status_code == 200
 
-    print(
-        f"\n[drill] {rows.split()[0]} rows + {messages.split()[0]} messages, {len(files)} files "
+    figures.report(
+        capsys,
+        "drill",
+        f"{rows.split()[0]} rows + {messages.split()[0]} messages, {len(files)} files "
         f"({FILES} x {FILE_BYTES // 1024} KiB random); scheduled backups took "
         f"{', '.join(f'{t} s' for t in times)} (dump, media archive, restic backup and forget); "
         f"restore from the repository {restore_seconds:.1f} s (fetch, pg_restore, media); "
         f"repository {one_backup / 2**20:.2f} MiB after one backup, "
-        f"{two_backups / 2**20:.2f} MiB after two (+{(two_backups - one_backup) / 2**20:.2f} MiB)"
+        f"{two_backups / 2**20:.2f} MiB after two (+{(two_backups - one_backup) / 2**20:.2f} MiB)",
     )
