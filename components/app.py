@@ -44,19 +44,29 @@ SECRET_ENV_VAR = "DJANGOSTACK_SECRET_ENV"  # noqa: S105 - a variable name, no se
 PIDS = 256
 
 
+def http_probe(path: str, port: int = PORT) -> tuple[str, ...]:
+    """A health probe command: `GET path` from Gunicorn on 127.0.0.1:`port`, healthy on an
+    answer from 200 to 399 (as Kubernetes' httpGet). A bare HTTP/1.0 request over a socket in
+    Python's isolated mode without the site module (-I -S): about a quarter of the start-up
+    cost of urllib's probe, which every task pays at every interval."""
+    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    source = (
+        "import socket, sys\n"
+        f"s = socket.create_connection(('127.0.0.1', {port}), timeout=4)\n"
+        f"s.sendall({request!r})\n"
+        "status = int(s.makefile('rb').readline().split()[1])\n"
+        "sys.exit(0 if 200 <= status < 400 else 1)\n"
+    )
+    return ("CMD", "python", "-I", "-S", "-c", source)
+
+
 def web_health(path: str, interval: str) -> HealthCheck:
     """An HTTP probe of `path` on the web container (HEALTH_PATH, or the project's own view
     when config `healthPath` is set), every `interval` (config `webHealthInterval`): a new
     task counts as healthy, and takes traffic in a release, at its first good answer after
     it (Docker 20.10 has no faster first probe)."""
-    url = f"http://127.0.0.1:{PORT}{path}"
     return HealthCheck(
-        test=(
-            "CMD",
-            "python",
-            "-c",
-            f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)",
-        ),
+        test=http_probe(path),
         interval=interval,
         timeout="5s",
         retries=3,

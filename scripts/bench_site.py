@@ -5,8 +5,9 @@
    127.0.0.1) against the prod stack deployed by the Pulumi engine (tests/support/prodstack.py:
    nginx with TLS -> Gunicorn, 2 web replicas): requests/s and p50/p99 latency with `wrk` for a
    Django view (GET /version/) and a static file;
-2. a release (a new imageTag: image build, backup, migration, static sync, then Swarm's rolling
-   update of web and Celery) under continuous HTTPS load through nginx, once for each web
+2. a release (a one-line change to a Python file and a new imageTag: image build from the
+   cached dependency layers, backup, migration, static sync, then Swarm's rolling update of
+   web and Celery) under continuous HTTPS load through nginx, once for each web
    replica count of --replicas on this one host (config webReplicas; default 2 and 4): time
    from the start of `up` to the first answer from the new release through nginx, time until
    every web replica answers with it (each web task container asked directly, from inside
@@ -70,6 +71,7 @@ ALL_NEW_GRACE_SECONDS = 300  # how long after `up` the replicas may take to all 
 SWARM_WAIT_SECONDS = 300  # bound of the wait for Swarm to end a rolling update
 SWARM_IDLE_SECONDS = 30  # no rolling update started this long after a change: none will
 SWARM_ENDED = ("completed", "paused", "rollback_completed", "rollback_paused")
+CHANGED_SOURCE = "core/views.py"  # in the reference project (app/)
 WEB_PORT = 8000  # Gunicorn in each web task (components/app.py PORT)
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
@@ -425,6 +427,10 @@ def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: in
     probe = ReplicaProbe(
         stack, new, replicas, lambda: new in versions_of(list(load.result.first_seen)).values()
     ).start()
+    # What a team's one-line fix is: a changed line of Python (the image rebuilds from its
+    # cached dependency layers, collectstatic included), released under a new imageTag.
+    views = stack.app_dir / CHANGED_SOURCE
+    views.write_text(views.read_text() + f"# release {new}\n")
     began_wall, began = time.time(), time.monotonic()
     result = stack.up(imageTag=new)
     up_seconds = time.monotonic() - began

@@ -439,10 +439,10 @@ def test_releases_replace_half_the_tasks_at_a_time_by_default(prod):
     (web,) = by_role(prod, "web")
     update = web.plain_inputs["updateConfig"]
     assert update["parallelism"] == 1 and update["order"] == "start-first"
-    assert update["delay"] == "2s" and update["monitor"] == "10s"
+    assert update["delay"] == "1s" and update["monitor"] == "10s"
     assert update["failureAction"] == "rollback"
     health = web.plain_inputs["taskSpec"]["containerSpec"]["healthcheck"]
-    assert health["interval"] == "3s"
+    assert health["interval"] == "2s"
 
 
 def test_release_settings_come_from_config():
