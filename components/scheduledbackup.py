@@ -108,15 +108,14 @@ class ScheduledBackup(pulumi.ComponentResource):
             build_args={"POSTGRES_IMAGE": cfg.postgres_image},
             images={"SUPPORT_IMAGE": args.support},
         )
-        self.ref = self.image.ref
         spec = backup_spec(
             cfg,
             schedule,
-            self.ref,
+            self.image.ref,
             args.password,
             jobs.backup_mounts(args.backup_volume, args.media_volume),
             args.networks,
         )
         child = pulumi.ResourceOptions(parent=self, depends_on=[args.postgres])
         self.names = app.render(name, cfg, spec, child)
-        self.register_outputs({"imageRef": self.ref, "names": self.names})
+        self.register_outputs({"imageRef": self.image.ref, "names": self.names})
