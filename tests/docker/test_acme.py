@@ -24,9 +24,8 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import requests
@@ -37,6 +36,7 @@ from tests.docker.stack_config import free_port
 from tests.support.checks import (
     assert_destroy_keeps_data_then_removes_all,
     assert_second_up_changes_nothing,
+    wait_for,
 )
 from tests.support.engine import ROOT
 from tests.support.prodstack import ProdStack, prod_stack
@@ -161,16 +161,6 @@ def verified_issuer(stack: ProdStack) -> str:
     ):
         issuer = dict(item for rdn in tls.getpeercert()["issuer"] for item in rdn)
     return issuer["commonName"]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(every)
 
 
 def acme_logs(stack: ProdStack, since: float | None = None) -> str:

@@ -23,6 +23,7 @@ import requests
 
 from components.app import HEALTH_PATH
 from components.nginx import HTTPS_PORT, MAINTENANCE_RETRY_AFTER_SECONDS
+from tests.support.checks import wait_for
 from tests.support.engine import DeployFailed, Result, leftovers, new_stack
 from tests.support.prodstack import ProdStack, prod_stack
 
@@ -158,16 +159,14 @@ def _client_address(stack: ProdStack) -> str:
     from its access log."""
     marker = f"/version/?from-test-{time.monotonic_ns()}"
     stack.get(marker)
+
+    def marked() -> list[str]:
+        logs = stack.container("nginx").logs(tail=200).decode()
+        return [line for line in logs.splitlines() if marker in line]
+
     # Docker copies a container's output to its log asynchronously: on a busy machine the line
     # lands a moment after the answer.
-    deadline = time.monotonic() + LOG_WAIT_SECONDS
-    while True:
-        logs = stack.container("nginx").logs(tail=200).decode()
-        lines = [line for line in logs.splitlines() if marker in line]
-        if lines or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    (line,) = lines
+    (line,) = wait_for("the marked request in nginx's log", marked, LOG_WAIT_SECONDS, every=0.5)
     return line.split(" ", 1)[0]
 
 

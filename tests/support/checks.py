@@ -3,10 +3,26 @@ hardening as `docker inspect` reports it, and what a second `up` and `destroy` m
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import docker
 
 from components.hardening import HOLDER_ROLE, ROLE_LABEL
 from tests.support.engine import EngineStack, leftovers
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+    """Poll `check` every `every` seconds until it returns something truthy, and return that;
+    fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(every)
 
 
 def exec_python(container: docker.models.containers.Container, code: str) -> tuple[int, str]:
