@@ -1,8 +1,8 @@
 """Maintenance mode (prod; docs/operations.md "Maintenance mode"): the edge volume nginx reads
-the page from (read-only, components/nginx.py), and the one-shot step that writes the page into
-it when config `maintenance` is on and removes it when off. nginx looks for the file on every
-request, so switching runs this step again and touches nothing else: nginx is not replaced
-and no connection drops."""
+the page and its switch from (read-only, components/nginx.py), and the one-shot step that writes
+the page and the switch into it when config `maintenance` is on and removes the switch when off.
+nginx looks for the switch on every request, so switching runs this step again and touches
+nothing else: nginx is not replaced and no connection drops."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ def step_spec(cfg: StackConfig, edge_volume: pulumi.Input[str]) -> ServiceSpec:
     """The step, with nginx's image and user. The edge volume is mounted where a fresh volume
     takes /tmp's mode 1777 (renderers.WRITABLE_VOLUME_TARGET), so it can write there without
     chown whoever mounted the volume first. On: the page is copied in under a temporary name,
-    then renamed, so nginx never reads half a page; off: removed. The page travels only when
+    then renamed, so nginx never reads half a page, then the switch is set; off: only the switch
+    is removed (nginx.MAINTENANCE_SWITCH says why the page stays). The page travels only when
     on: editing it while off changes nothing."""
     target = renderers.WRITABLE_VOLUME_TARGET
     page = f"{target}/{nginx.MAINTENANCE_PAGE}"
+    switch = f"{target}/{nginx.MAINTENANCE_SWITCH}"
     uploads = {}
     if cfg.maintenance:
         source = f"{SOURCE_DIR}/{nginx.MAINTENANCE_PAGE}"
@@ -36,10 +38,11 @@ def step_spec(cfg: StackConfig, edge_volume: pulumi.Input[str]) -> ServiceSpec:
             f"trap 'rm -f {page}.partial' EXIT",
             f"cp {source} {page}.partial",
             f"mv {page}.partial {page}",
+            f"touch {switch}",
             "echo 'maintenance mode on: nginx answers 503 with the page'",
         )
     else:
-        lines = ("set -eu", f"rm -f {page}", "echo 'maintenance mode off'")
+        lines = ("set -eu", f"rm -f {switch}", "echo 'maintenance mode off'")
     return ServiceSpec(
         name=f"{cfg.name_prefix}-maintenance",
         role="job",

@@ -23,11 +23,14 @@ USER = "101:101"  # nginx-unprivileged
 HTTP_PORT, HTTPS_PORT = 8080, 8443  # inside the container: no capability needed
 # Retry-After of nginx's 503 while web is unreachable: about one web restart or task start.
 RETRY_AFTER_SECONDS = 5
-# Maintenance mode (components/maintenance.py): nginx answers 503 with the page while the file
-# EDGE_DIR/MAINTENANCE_PAGE exists in the edge volume (mounted read-only here). Retry-After: a
-# maintenance lasts minutes, not a task restart.
+# Maintenance mode (components/maintenance.py): nginx answers 503 with EDGE_DIR/MAINTENANCE_PAGE
+# while the switch file EDGE_DIR/MAINTENANCE_SWITCH exists in the edge volume (mounted read-only
+# here). Two files, because nginx checks the switch and opens the page at two moments: switching
+# off removes only the switch, so a request that saw it still finds the page (one file removed
+# in between answered 404). Retry-After: a maintenance lasts minutes, not a task restart.
 EDGE_DIR = "/srv/edge"
 MAINTENANCE_PAGE = "maintenance.html"
+MAINTENANCE_SWITCH = "maintenance.on"
 MAINTENANCE_URI = "/_djangostack/maintenance.html"  # internal: clients cannot request it
 MAINTENANCE_RETRY_AFTER_SECONDS = 300
 # What maintenance mode never answers for: probes and load balancers keep seeing the truth.
@@ -83,6 +86,7 @@ def render_conf(cfg: StackConfig) -> str:
         media_location=render_media_location(cfg.media_url),
         edge_dir=EDGE_DIR,
         maintenance_page=MAINTENANCE_PAGE,
+        maintenance_switch=MAINTENANCE_SWITCH,
         maintenance_uri=MAINTENANCE_URI,
         maintenance_retry_after=MAINTENANCE_RETRY_AFTER_SECONDS,
         maintenance_allow=_entries(cfg.maintenance_allow, 0),

@@ -118,12 +118,13 @@ def test_the_page_is_utf8_text(app_copy: Path):
 # --- nginx's configuration ----------------------------------------------------------------
 
 
-def test_nginx_answers_503_with_the_page_while_its_file_exists():
+def test_nginx_answers_503_with_the_page_while_the_switch_file_exists():
     conf = nginx_conf()
     page = f"{nginx.EDGE_DIR}/{nginx.MAINTENANCE_PAGE}"
+    switch = f"{nginx.EDGE_DIR}/{nginx.MAINTENANCE_SWITCH}"
     server = conf.split("listen 8443", 1)[1]
     # Checked on every request, in the server before any location: every path is covered.
-    assert f"if (!-f {page}) {{" in server.split("\n    location ", 1)[0]
+    assert f"if (!-f {switch}) {{" in server.split("\n    location ", 1)[0]
     assert "return 599;" in block(server, "if ($maintenance = 11) {")
     assert f"error_page 599 =503 {nginx.MAINTENANCE_URI};" in server
     location = block(conf, f"location = {nginx.MAINTENANCE_URI} {{")
@@ -183,18 +184,23 @@ def test_nginx_mounts_the_edge_volume_read_only():
     assert job["networkMode"] == "none"
 
 
-def test_on_the_step_writes_the_page_atomically_off_it_removes_it(pages):
+def test_on_the_step_writes_the_page_then_the_switch_off_it_removes_only_the_switch(pages):
     on = prod(True, pages[0])
     command = step(on, STEP).plain_inputs["command"]
     assert command[:2] == ["sh", "-c"]
     target = f"{renderers.WRITABLE_VOLUME_TARGET}/{nginx.MAINTENANCE_PAGE}"
-    assert f"mv {target}.partial {target}" in command[2]
+    switch = f"{renderers.WRITABLE_VOLUME_TARGET}/{nginx.MAINTENANCE_SWITCH}"
+    lines = command[2].splitlines()
+    # The page is whole (renamed into place) before the switch sends anyone to it.
+    assert lines.index(f"mv {target}.partial {target}") < lines.index(f"touch {switch}")
     files = holder_files(holder_of(on, step(on, STEP)))
     assert files == {nginx.MAINTENANCE_PAGE: PAGE}
     assert f"{maintenance.SOURCE_DIR}/{nginx.MAINTENANCE_PAGE}" in command[2]
 
     off = prod(False)
-    assert f"rm -f {target}" in step(off, STEP).plain_inputs["command"][2]
+    off_lines = step(off, STEP).plain_inputs["command"][2].splitlines()
+    # A request that saw the switch just before it went still finds the page.
+    assert f"rm -f {switch}" in off_lines and not [x for x in off_lines if target in x]
     assert not [h for h in holders(off) if h.name.startswith(STEP)]  # no page while off
 
 
