@@ -7,7 +7,6 @@ import secrets
 import shutil
 import subprocess
 import tarfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from docker.models.images import Image
 from docker.models.networks import Network
 
 from components.app import ENTRYPOINT
+from tests.support import checks
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 APP_UID = 10001
@@ -50,19 +50,11 @@ PLANTED = {
 }
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except (requests.ConnectionError, docker.errors.APIError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """checks.wait_for, where a container still starting refuses connections or exec."""
+    return checks.wait_for(
+        what, check, timeout, every=0.5, ignore=(requests.ConnectionError, docker.errors.APIError)
+    )
 
 
 @dataclass
@@ -101,8 +93,8 @@ def start_backing(client: docker.DockerClient, run_id: str, labels: dict[str, st
     )
     redis = run("djangostack-testbed/redis:latest", "redis", user="999:999")
     pg_ready = "pg_isready -h 127.0.0.1 -U app -d app"
-    wait_for(lambda: db.exec_run(pg_ready).exit_code == 0, 90, "postgres")
-    wait_for(lambda: b"PONG" in redis.exec_run("redis-cli ping").output, 30, "redis")
+    wait_for("postgres", lambda: db.exec_run(pg_ready).exit_code == 0, 90)
+    wait_for("redis", lambda: b"PONG" in redis.exec_run("redis-cli ping").output, 30)
     return Backing(network, run, db, redis, password)
 
 
@@ -347,7 +339,7 @@ def stack(
     web.reload()
     port = web.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
     running = Stack(db, redis, web, worker, migrate.logs().decode(), f"http://127.0.0.1:{port}")
-    wait_for(lambda: running.get("/health/").status_code == 200, 60, "web /health/ 200")
+    wait_for("web /health/ 200", lambda: running.get("/health/").status_code == 200, 60)
     return running
 
 
@@ -404,7 +396,7 @@ def test_worker_processes_word_count_task(stack: Stack) -> None:
     queued = stack.api("POST", "/api/tasks/word-count/", json={"text": "a b c"})
     assert queued.status_code == 202
     task = f"/api/tasks/{queued.json()['task_id']}/"
-    done = wait_for(lambda: stack.api("GET", task).json()["state"] == "SUCCESS", 60, "the task")
+    done = wait_for("the task", lambda: stack.api("GET", task).json()["state"] == "SUCCESS", 60)
     assert done and stack.api("GET", task).json() == {"state": "SUCCESS", "result": 3}
 
 
@@ -425,7 +417,7 @@ def test_docker_reports_web_healthy(stack: Stack) -> None:
         stack.web.reload()
         return stack.web.attrs["State"]["Health"]["Status"] == "healthy"
 
-    wait_for(health, 60, "Docker health status 'healthy'")
+    wait_for("Docker health status 'healthy'", health, 60)
 
 
 def test_production_settings_pass_deploy_checks(stack: Stack) -> None:
@@ -442,7 +434,7 @@ def test_stopping_redis_makes_health_fail_naming_it(stack: Stack) -> None:
         assert response.json()["redis"].startswith("error")
     finally:
         stack.redis.start()
-    wait_for(lambda: stack.get("/health/").status_code == 200, 30, "/health/ 200 with Redis back")
+    wait_for("/health/ 200 with Redis back", lambda: stack.get("/health/").status_code == 200, 30)
 
 
 def test_sigterm_stops_web_and_worker_gracefully(stack: Stack) -> None:

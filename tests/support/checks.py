@@ -13,12 +13,22 @@ from components.hardening import HOLDER_ROLE, ROLE_LABEL
 from tests.support.engine import EngineStack, leftovers
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    every: float = 1.0,
+    ignore: tuple[type[Exception], ...] = (),
+) -> Any:
     """Poll `check` every `every` seconds until it returns something truthy, and return that;
-    fail naming `what` after `timeout` seconds."""
+    fail naming `what` after `timeout` seconds. `ignore`: errors that mean "not yet" (a
+    server still starting refuses connections)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except ignore:
+            value = None
         if value:
             return value
         assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
