@@ -74,9 +74,9 @@ SQL = Callable[[str], str]  # runs SQL in the stack's database, returns psql's u
 def heartbeat_recorded(sql: SQL) -> None:
     """cookiecutter: beat sends record_heartbeat every 10 s; only a worker writes the row."""
     wait_for(
+        "a heartbeat row (beat scheduled it, the worker ran it)",
         lambda: int(sql("SELECT count(*) FROM documents_heartbeat")) >= 1,
         WORK_TIMEOUT_SECONDS,
-        "a heartbeat row (beat scheduled it, the worker ran it)",
     )
 
 
@@ -87,7 +87,7 @@ def job_processed(sql: SQL) -> None:
     sql(insert.format(payload))
     done_sql = "SELECT result FROM board_job WHERE payload = '{}' AND status = 'done'"
     done_sql = done_sql.format(payload)
-    done = wait_for(lambda: sql(done_sql), WORK_TIMEOUT_SECONDS, "run_worker to process the job")
+    done = wait_for("run_worker to process the job", lambda: sql(done_sql), WORK_TIMEOUT_SECONDS)
     assert done == payload.upper()
 
 
@@ -636,7 +636,7 @@ def test_newsroom_celery_worker_runs_the_task_a_view_queues(prod: Deployed) -> N
     filed = file_story(stack, headline, body=body)
     assert filed.status_code == 200, filed.text[-2000:]
     count_sql = f"SELECT word_count FROM stories_story WHERE headline = '{headline}'"  # noqa: S608
-    counted = wait_for(lambda: stack.psql(count_sql), WORK_TIMEOUT_SECONDS, "count_words to run")
+    counted = wait_for("count_words to run", lambda: stack.psql(count_sql), WORK_TIMEOUT_SECONDS)
     assert int(counted) == len(f"{headline} {body}".split())
     assert f'<p class="words">{counted} words</p>' in stack.get("/").text
 

@@ -85,9 +85,9 @@ def running(
 
 def test_project_without_health_view_or_gunicorn_config_becomes_healthy(running: Running) -> None:
     status = wait_for(
+        "a settled Docker health status",
         lambda: running.docker_health() in ("healthy", "unhealthy") and running.docker_health(),
         120,
-        "a settled Docker health status",
     )
     assert status == "healthy", running.web.logs().decode()[-3000:]
     response = running.health()
@@ -104,14 +104,14 @@ def test_health_answers_503_when_postgres_stops(running: Running) -> None:
     running.db.stop()
     # A 503 Response is falsy (requests): wait on its JSON.
     checks = wait_for(
+        "health 503 without Postgres",
         lambda: (r := running.health()).status_code == 503 and r.json(),
         30,
-        "health 503 without Postgres",
     )
     assert checks["redis"] == "ok"
     assert checks["database"].startswith("error: "), checks
     status = wait_for(
-        lambda: running.docker_health() == "unhealthy" and "unhealthy", 90, "Docker: unhealthy"
+        "Docker: unhealthy", lambda: running.docker_health() == "unhealthy" and "unhealthy", 90
     )
     assert status == "unhealthy"
 
