@@ -33,8 +33,9 @@ wait_toolchain() {
 
 run_unit() { "$py" -m pytest tests/unit -q -p no:cacheprovider; }
 # The Docker layer in DOCKER_WORKERS parallel workers, a whole module each (its shared stack
-# stays in one worker): most of a deploy is waiting on health checks and Swarm, not CPU.
-DOCKER_WORKERS="${DOCKER_WORKERS:-2}"
+# stays in one worker): most of a deploy is waiting on health checks and Swarm, not CPU, so
+# three workers fit two cores (docs/testing.md).
+DOCKER_WORKERS="${DOCKER_WORKERS:-3}"
 run_docker() {
   bash scripts/testbed.sh
   wait_toolchain

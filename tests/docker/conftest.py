@@ -34,6 +34,27 @@ SESSION_ID = uuid.uuid4().hex[:12]
 # cleanup removes this session's objects only, so parallel sessions do not disturb each other.
 LABELS = {"djangostack.test": "1", "djangostack.session": SESSION_ID}
 
+# The modules that take longest (worker time measured by --durations, about 6 to 10 minutes
+# each) start first: the workers (--dist loadfile) take modules in collection order, and a
+# long one started last would run alone at the end.
+LONGEST_FIRST = (
+    "test_fixture_projects.py",
+    "test_engine.py",
+    "test_backup_drill.py",
+    "test_acme.py",
+    "test_resilience.py",
+    "test_rollout.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module and among the rest, file order
+
+
 BuildImage = Callable[..., str]
 # Names the dependency install step of docker/Dockerfile in BuildKit's log, whatever the layout:
 # the step's title is its whole command (build args expanded), including the uv branch.
