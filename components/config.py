@@ -50,6 +50,7 @@ from components.envmap import parse_template as parse_template
 from components.processtypes import CELERY_PROCESS as CELERY_PROCESS
 from components.processtypes import ProcessConfig, _processes
 from components.processtypes import celery_worker_app as celery_worker_app
+from components.spec import duration_seconds
 
 # The maintenance page nginx answers with when the project names none (maintenancePage), and
 # the largest page accepted: it travels through the state like every uploaded file.
@@ -412,21 +413,10 @@ def _ca_bundle(r: _Reader) -> Path | None:
     return r.path("caBundleFile")
 
 
-DURATION_RE = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
-
-
-def _seconds(value: str) -> int | None:
-    """The seconds of a duration in whole h/m/s units ("3s", "1m30s", "24h"), else None."""
-    if not value or not DURATION_RE.match(value):
-        return None
-    units = {"h": 3600, "m": 60, "s": 1}
-    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", value))
-
-
 def _duration(r: _Reader, key: str, low: int, high: int) -> str:
     """A duration in whole h/m/s units ("3s", "1m30s") between `low` and `high` seconds."""
     value = r.text(key)
-    seconds = _seconds(value)
+    seconds = duration_seconds(value)
     if seconds is None:
         r.problem(key, f"must be a duration like 3s, 90s or 1m30s, got {value!r}")
         return f"{low}s"
@@ -465,7 +455,7 @@ def _scheduled_backup(r: _Reader) -> ScheduledBackupConfig | None:
                 "backups to the repository",
             )
         return None
-    seconds = _seconds(schedule)
+    seconds = duration_seconds(schedule)
     low, high = BACKUP_SCHEDULE_SECONDS
     if seconds is None or not low <= seconds <= high:
         r.problem(

@@ -22,7 +22,6 @@ import base64
 import dataclasses
 import hashlib
 import posixpath
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,10 +29,21 @@ import pulumi
 import pulumi_docker as docker
 
 from components import hardening
-from components.spec import Limits, Mount, Placement, RegistryAuth, ServiceSpec, Upload
+from components.spec import (
+    Limits,
+    Mount,
+    Placement,
+    RegistryAuth,
+    ServiceSpec,
+    Upload,
+    whole_seconds,
+)
 
 # How long the provider waits for a service's rollout to converge before it reports a failure.
 CONVERGE_TIMEOUT = "5m"
+# A container's wait beyond its health check's own deadline for turning unhealthy: the
+# provider's polling and a loaded machine.
+WAIT_MARGIN_SECONDS = 30
 # Files of a files volume: root's, read-only for the service's user (the only user in its
 # containers; the volume is mounted read-only and only there), as Swarm's secrets by default.
 FILE_MODE = "0444"
@@ -64,19 +74,11 @@ def digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-_DURATION = re.compile(r"(\d+)([smh])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
 def swarm_duration(text: str) -> str:
     """A duration ("90s", "2m", "1h30m") as the docker provider reads a Swarm service's back
     (Go's time.Duration text without trailing zero units: 60s -> "1m", 3600s -> "1h"), so an
     unchanged service shows no difference on the next `up`."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"duration {text!r} must be whole h/m/s units, like 90s or 2m")
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
-    hours, rest = divmod(seconds, 3600)
+    hours, rest = divmod(whole_seconds(text), 3600)
     minutes, secs = divmod(rest, 60)
     if not hours and not minutes:
         return f"{secs}s"
@@ -331,8 +333,11 @@ def render_container(
                 start_period=health.start_period,
             ),
             restart=hardening.RESTART,
-            wait=True,  # `pulumi up` waits until the health check passes
-            wait_timeout=180,
+            # `pulumi up` waits until the health check passes, and fails once Docker would have
+            # called the container unhealthy (Swarm would replace such a task): a broken
+            # release fails in about a minute and a half, not a fixed three.
+            wait=True,
+            wait_timeout=health.seconds_to_unhealthy() + WAIT_MARGIN_SECONDS,
         ),
         opts=pulumi.ResourceOptions.merge(opts, FIXED_NAME),
     )

@@ -7,6 +7,7 @@ hardening and checks the rules; a renderer (`renderers.render_container`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,23 @@ ROLES = (
     "backup",
 )
 TMP = "/tmp"  # noqa: S108 - a tmpfs inside the container, not a host temporary file
+DURATION_RE = re.compile(r"^(?:\d+h)?(?:\d+m)?(?:\d+s)?$")
+
+
+def duration_seconds(value: str) -> int | None:
+    """The seconds of a duration in whole h/m/s units ("3s", "1m30s", "24h"), else None."""
+    if not value or not DURATION_RE.match(value):
+        return None
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", value))
+
+
+def whole_seconds(duration: str) -> int:
+    """duration_seconds of a duration the program itself wrote; a bad one is a bug."""
+    value = duration_seconds(duration)
+    if value is None:
+        raise ValueError(f"duration {duration!r} must be whole h/m/s units, like 90s or 2m")
+    return value
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,13 @@ class HealthCheck:
     timeout: str = "5s"
     retries: int = 3
     start_period: str = "30s"
+
+    def seconds_to_unhealthy(self) -> int:
+        """How long Docker can take to call a task that never answers unhealthy: failures in
+        the start period do not count, then `retries` probes of up to interval + timeout
+        each, plus the probe under way."""
+        probe = whole_seconds(self.interval) + whole_seconds(self.timeout)
+        return whole_seconds(self.start_period) + (self.retries + 1) * probe
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from conftest import (
 
 from components import hardening, renderers
 from components.app import ENTRYPOINT
+from components.spec import whole_seconds
 from tests.program import UNKNOWN, ProgramResult, Registration
 
 STACKS = ["dev", "prod", "prod_containers", "prod_monitoring", "prod_acme"]
@@ -71,6 +72,21 @@ def test_every_long_running_container_is_hardened(result):
         assert not i.get("privileged") and not i.get("networkMode"), c.name
         tags = labels_of(c)
         assert tags[hardening.STACK_LABEL] in ("dev", "prod")
+
+
+def test_up_waits_for_a_container_until_docker_would_call_it_unhealthy(result):
+    """`pulumi up` gives a new container the time its health check allows (start period, then
+    the probes that must fail) and not much more: a release that never gets healthy fails the
+    deploy about when Docker calls it unhealthy."""
+    for c in long_running(result):
+        i = c.plain_inputs
+        check = i["healthcheck"]
+        probe = whole_seconds(check["interval"]) + whole_seconds(check["timeout"])
+        unhealthy = whole_seconds(check["startPeriod"]) + check["retries"] * probe
+        assert unhealthy < i["waitTimeout"] <= unhealthy + probe + 60, c.name
+    # web's check probes every 2 s by default: a broken release fails within a minute and a half.
+    for web in (c for c in long_running(result) if role(c) == "web"):
+        assert web.plain_inputs["waitTimeout"] <= 90, web.name
 
 
 def test_files_reach_a_container_through_a_holder_that_never_runs(result):
