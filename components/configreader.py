@@ -63,7 +63,7 @@ KEYS: dict[str, str] = {
     "webWorkers": "3",
     "webHealthInterval": "2s",
     "releaseParallelism": "1",
-    "releaseDelay": "1s",
+    "releaseDelay": "5s",
     "releaseMonitor": "10s",
     "celeryConcurrency": "2",
     "postgresImage": "postgres:16-bookworm",

@@ -405,6 +405,12 @@ def render_service(
         "monitor": swarm_duration(spec.rollout.monitor),
         "delay": swarm_duration(spec.rollout.delay),
     }
+    # A release that fails after its last batch (a crash soon after turning healthy) has no old
+    # task left: every task goes back at once, started before the failing ones are stopped, so
+    # the old release serves again before the last new task dies. A singleton keeps its order.
+    rollback = rollout | {"failure_action": "pause"}
+    if not spec.singleton:
+        rollback |= {"parallelism": 0, "delay": swarm_duration("0s")}
     return docker.Service(
         name,
         docker.ServiceArgs(
@@ -489,9 +495,7 @@ def render_service(
                 ),
             ),
             update_config=docker.ServiceUpdateConfigArgs(**rollout),
-            rollback_config=docker.ServiceRollbackConfigArgs(
-                **rollout | {"failure_action": "pause"}
-            ),
+            rollback_config=docker.ServiceRollbackConfigArgs(**rollback),
             converge_config=docker.ServiceConvergeConfigArgs(
                 delay=swarm_duration("2s"), timeout=swarm_duration(CONVERGE_TIMEOUT)
             ),

@@ -4,21 +4,24 @@ only).
 One prod stack for the module, tests in file order: a good release rolls out with zero failed
 requests; a release whose migration raises stops before web changes, and once the cause is
 fixed the next deploy runs the failed migration again; a release whose web never turns
-healthy is rolled back by Swarm; deploying the first release again rolls back. Web and Celery
-are Swarm services that the engine updates in place: the rollout itself is Swarm's.
+healthy, or crashes soon after it does, is rolled back by Swarm; deploying the first release
+again rolls back. Web and Celery are Swarm services that the engine updates in place: the
+rollout itself is Swarm's.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from docker.models.containers import Container
 
+from components.hardening import ROLE_LABEL, STACK_LABEL
 from tests.support import figures
+from tests.support.checks import wait_for
 from tests.support.engine import DeployFailed
 from tests.support.load import LoadResult
 from tests.support.prodstack import ProdStack, prod_stack
@@ -28,6 +31,7 @@ CONTAINER = "docker:index/container:Container"
 STATIC_RE = re.compile(r"/static/core/site\.[0-9a-f]{12}\.css")
 LOAD_WORKERS = 3
 LOAD_MAX_SECONDS = 600  # bound: no release here takes that long
+ROLLED_BACK_SECONDS = 120
 # A data migration that raises on a row it cannot handle (as real ones do on unexpected data):
 # fixing the data, not the code, lets the same release through, so only the deploy's
 # `--replace` of the failed step (deploy.failed_steps) can run it again.
@@ -49,6 +53,19 @@ class Migration(migrations.Migration):
 # own gunicorn.conf.py overrides the image's defaults), whatever health endpoint is probed.
 NEVER_HEALTHY = """
 bind = "127.0.0.1:8001"  # deliberately broken release: nothing answers on 8000
+"""
+# A release that turns healthy, takes traffic, then dies: its Gunicorn master (PID 1) exits
+# CRASH_AFTER_READY seconds after it is ready, its workers with it, mid-request or not. Within
+# the default releaseDelay (5 s) of turning healthy: Swarm rolls back before it replaces the
+# next batch's old tasks (docs/operations.md, "Release speed").
+CRASH_AFTER_READY = 3
+CRASHES_SOON = f"""
+import os
+import threading
+
+
+def when_ready(server):  # deliberately broken release: the server dies soon after it is ready
+    threading.Timer({CRASH_AFTER_READY}, os._exit, (3,)).start()
 """
 
 
@@ -176,37 +193,89 @@ def test_failed_migration_stops_the_release_and_runs_again_once_fixed(
     assert {stack.version() for _ in range(10)} == {"1.2.0"}
 
 
-def test_web_that_never_turns_healthy_is_rolled_back(
-    stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
-) -> None:
+def _rolled_back_release(
+    stack: ProdStack,
+    edit: Callable[[str, str], None],
+    capsys: pytest.CaptureFixture[str],
+    tag: str,
+    gunicorn_conf: str,
+    what: str,
+) -> tuple[LoadResult, str, list[Container]]:
+    """Deploy `tag` with `gunicorn_conf` added to the project's gunicorn.conf.py, under load:
+    the deploy fails, Swarm rolls web back (its spec, then every running task, on the image
+    before: a stopping task may outlive the deploy's report, a crashed one is replaced after the
+    restart delay) and no request fails. The load's result, the deploy's output and the failed
+    release's web containers."""
     config = stack.app_dir / "gunicorn.conf.py"
-    edit("gunicorn.conf.py", config.read_text() + NEVER_HEALTHY)
-    image_before = stack.service("web").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    edit("gunicorn.conf.py", config.read_text() + gunicorn_conf)
+    web = stack.service("web")
+    image_before = web.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     serving = stack.version()
+    existing = {c.id for c in _web_containers(stack)}
 
     load = stack.load(LOAD_WORKERS, LOAD_MAX_SECONDS)
     with pytest.raises(DeployFailed) as failure:
-        stack.up(imageTag="1.3.0")
+        stack.up(imageTag=tag)
     result = load.stop()
-    _report(capsys, "release 1.3.0 whose web never turns healthy", result)
+    _report(capsys, f"release {tag} whose web {what}", result)
 
-    # The engine reports that web's update did not converge: Swarm rolled it back.
     output = failure.value.output
-    assert "djangostack-web" in output and "rollback completed" in output, output[-3000:]
+    assert "djangostack-web" in output and "rollback" in output, output[-3000:]
     _assert_no_failed_request(result)
-    # The unhealthy generation never received traffic.
-    assert _versions(result) == {serving}
-    web = stack.service("web")
+    web.reload()
     assert web.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == image_before
-    # The never-healthy task Swarm started is stopped after the rollback (it may still be
-    # shutting down when the deploy reports).
-    deadline = time.monotonic() + 120
-    while (running := {c.attrs["Config"]["Image"] for c in stack.containers("web")}) != {
-        image_before
-    }:
-        assert time.monotonic() < deadline, running
-        time.sleep(1)
+    wait_for(
+        f"every web task on {image_before}",
+        lambda: {c.attrs["Config"]["Image"] for c in stack.containers("web")} == {image_before},
+        ROLLED_BACK_SECONDS,
+    )
     assert {stack.version() for _ in range(10)} == {serving}
+    # The failed release's containers that ran (Swarm may also have created one that the
+    # rollback cancelled before it started).
+    failed = [
+        c for c in _web_containers(stack)
+        if c.id not in existing and c.attrs["Config"]["Image"] != image_before
+        and "Health" in c.attrs["State"]
+    ]  # fmt: skip
+    assert failed
+    return result, output, failed
+
+
+def _web_containers(stack: ProdStack) -> list[Container]:
+    """Every web task container, running or exited."""
+    selector = {"label": [f"{STACK_LABEL}={stack.name}", f"{ROLE_LABEL}=web"]}
+    return stack.client.containers.list(all=True, filters=selector)
+
+
+def _passed_a_probe(container: Container) -> bool:
+    """Its health check passed at least once (Docker keeps the last probes)."""
+    return any(probe["ExitCode"] == 0 for probe in container.attrs["State"]["Health"]["Log"])
+
+
+def test_web_that_never_turns_healthy_is_rolled_back(
+    stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, output, failed = _rolled_back_release(
+        stack, edit, capsys, "1.3.0", NEVER_HEALTHY, "never turns healthy"
+    )
+    assert not any(_passed_a_probe(c) for c in failed)
+    # The engine reports that web's update did not converge: Swarm rolled it back.
+    assert "rollback completed" in output, output[-3000:]
+    # The unhealthy generation never received traffic.
+    assert _versions(result) == {stack.version()}
+
+
+def test_web_that_crashes_soon_after_turning_healthy_is_rolled_back(
+    stack: ProdStack, edit: Callable[[str, str], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Swarm sees the new task fail within releaseDelay of turning healthy and rolls back
+    before it replaces the other old task."""
+    _, _, failed = _rolled_back_release(
+        stack, edit, capsys, "1.4.0", CRASHES_SOON, "crashes soon after turning healthy"
+    )
+    # It did turn healthy before it died (not the never-healthy case), and exited.
+    assert all(_passed_a_probe(c) for c in failed)
+    assert {c.attrs["State"]["Status"] for c in failed} == {"exited"}
 
 
 def test_deploying_the_first_release_again_rolls_back_without_downtime(

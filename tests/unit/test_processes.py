@@ -154,6 +154,7 @@ def test_a_singleton_never_rolls_two_tasks_at_once():
     singleton = service(result, "djangostack-prod-ticker").plain_inputs
     assert singleton["updateConfig"]["order"] == "stop-first"
     assert singleton["rollbackConfig"]["order"] == "stop-first"
+    assert singleton["rollbackConfig"]["parallelism"] == 1
     assert singleton["mode"]["replicated"]["replicas"] == 1
     other = service(result, "djangostack-prod-other").plain_inputs
     assert other["updateConfig"]["order"] == "start-first"

@@ -450,13 +450,18 @@ def test_multinode_placement_constrains_web_and_celery_only_when_configured(prod
 
 
 def test_releases_replace_half_the_tasks_at_a_time_by_default(prod):
-    """webReplicas 2: one task at a time (the other keeps serving); the pause between batches
-    stays above nginx's 1 s DNS cache; each new task is watched for a failure."""
+    """webReplicas 2: one task at a time (the other keeps serving); 5 s after a batch turns
+    healthy before the next one replaces more old tasks (a crash in that window rolls back
+    while they serve); each new task is watched for a failure."""
     (web,) = by_role(prod, "web")
     update = web.plain_inputs["updateConfig"]
     assert update["parallelism"] == 1 and update["order"] == "start-first"
-    assert update["delay"] == "1s" and update["monitor"] == "10s"
+    assert update["delay"] == "5s" and update["monitor"] == "10s"
     assert update["failureAction"] == "rollback"
+    # A rollback brings every task back at once, each started before a failing one stops.
+    rollback = web.plain_inputs["rollbackConfig"]
+    assert rollback["parallelism"] == 0 and rollback["delay"] == "0s"
+    assert rollback["order"] == "start-first" and rollback["failureAction"] == "pause"
     health = web.plain_inputs["taskSpec"]["containerSpec"]["healthcheck"]
     assert health["interval"] == "2s"
 
