@@ -7,19 +7,23 @@
    Django view (GET /version/) and a static file;
 2. a release (a one-line change to a Python file and a new imageTag: image build from the
    cached dependency layers, backup, migration, static sync, then Swarm's rolling update of
-   web and Celery) under continuous HTTPS load through nginx, once for each web
-   replica count of --replicas on this one host (config webReplicas; default 2 and 4): time
-   from the start of `up` to the first answer from the new release through nginx, time until
-   every web replica answers with it (each web task container asked directly, from inside
-   it), failed and total requests of the load (which runs until Swarm has ended the rolling
-   update), and when `up` returned and Swarm ended the update; a change of replica count is
-   deployed first (and waited for), and what it did to the running tasks is printed;
+   web and Celery) under continuous HTTPS load through nginx, once for each web replica count
+   of --replicas (config webReplicas; default 2 and 4) and each test bed of --beds: this one
+   host, and the three-node Swarm of scripts/multinode.sh (tests/support/multinode.py: the
+   image pushed to its registry, web spread over the three nodes): time from the start of `up`
+   to the first answer from the new release through nginx, time until every web replica is
+   on it (each new web task healthy, by Docker's events on every node, and nginx's last
+   answer from an old task behind), failed and total requests of the load (which runs until
+   Swarm has ended the rolling update), and when `up` returned and Swarm ended the update; a
+   change of replica count is deployed first (and waited for), and what it did to the running
+   tasks is printed;
 3. each release's timeline: the engine's resource steps (image build, backup, migration, static
    sync, the web service update...) from its events, each web task's start, health and stop
    from Docker's events and Swarm's task states, the switch as the load saw it (first answer
-   of the new release, last of the old one) and when every replica answered new.
+   of the new release, last of the old one) and when every replica was new.
 
     .venv/bin/python scripts/bench_site.py [--seconds 15] [--connections 8] [--replicas 2 4]
+        [--beds one-host three-node] [--settings before now]
 
 Bounded: each wrk run lasts --seconds, the load at most LOAD_MAX_SECONDS. Removes the stack
 (stack.remove()), the naive image and the images of the releases it built.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -39,8 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,22 +62,22 @@ from bench_image import docker as docker_cli  # noqa: E402
 from components.hardening import ROLE_LABEL, STACK_LABEL  # noqa: E402
 from components.renderers import STEP_LABEL  # noqa: E402
 from tests.docker.stack_config import free_port  # noqa: E402
-from tests.support.checks import http_get_in  # noqa: E402
+from tests.support import multinode  # noqa: E402
 from tests.support.engine import Result  # noqa: E402
 from tests.support.prodstack import ProdStack, prod_stack  # noqa: E402
 
 RUN = uuid.uuid4().hex[:6]
+BEDS = ("one-host", "three-node")
 NAIVE = f"djangostack-bench/web:naive-{RUN}"
 READY_TIMEOUT_SECONDS = 120
 WRK_THREADS = 2
 LOAD_MAX_SECONDS = 900  # bound of each release's load: no release here takes that long
-ALL_NEW_GRACE_SECONDS = 300  # how long after `up` the replicas may take to all answer new
 SWARM_WAIT_SECONDS = 300  # bound of the wait for Swarm to end a rolling update
 SWARM_IDLE_SECONDS = 30  # no rolling update started this long after a change: none will
 SWARM_ENDED = ("completed", "paused", "rollback_completed", "rollback_paused")
 CHANGED_SOURCE = "core/views.py"  # in the reference project (app/)
-WEB_PORT = 8000  # Gunicorn in each web task (components/app.py PORT)
 CONTAINER = "docker:index/container:Container"
+STACK_TYPE = "pulumi:pulumi:Stack"
 SERVICE = "docker:index/service:Service"
 # The engine's steps of a release, by resource, as the timeline names them.
 STEPS = {
@@ -84,7 +88,7 @@ STEPS = {
     (SERVICE, "djangostack-web"): "web service update (Swarm rollout, converged)",
     (SERVICE, "djangostack-celery"): "celery service update",
 }
-GROUPING = ("djangostack:index:", "pulumi:pulumi:Stack")  # component resources: not steps
+GROUPING = ("djangostack:index:", STACK_TYPE)  # component resources: not steps
 # Docker's container events of a web task that the timeline shows.
 WEB_ACTIONS = {"start": "started", "health_status: healthy": "healthy", "die": "exited"}
 
@@ -196,7 +200,9 @@ def rollout_settings(stack: ProdStack) -> str:
 
 
 # The release settings compared side by side: the program's before issue 19 (10 s health
-# interval, one task at a time, 5 s between tasks, 30 s monitor) and its defaults now.
+# interval, one task at a time, 5 s between tasks, 30 s monitor), its defaults now (2 s
+# interval, half the tasks at a time, 5 s between batches, 10 s monitor) and those with a 1 s
+# pause: what a team trades the 5 s crash window for.
 SETTINGS = {
     "before": {
         "webHealthInterval": "10s",
@@ -210,36 +216,67 @@ SETTINGS = {
         "releaseDelay": None,
         "releaseMonitor": None,
     },
+    "delay1s": {
+        "webHealthInterval": None,
+        "releaseParallelism": None,
+        "releaseDelay": "1s",
+        "releaseMonitor": None,
+    },
 }
+
+
+def running_web_tasks(stack: ProdStack) -> set[str]:
+    """Ids of the web tasks Swarm runs (a task with a health check runs once healthy)."""
+    tasks = stack.service("web").tasks(filters={"desired-state": "running"})
+    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
 
 
 def configure(stack: ProdStack, replicas: int, settings: dict[str, Any]) -> str:
     """`up` with webReplicas `replicas` and the release `settings` (None: the default), then
-    wait until Swarm is done; what it did."""
-    before = {c.id for c in stack.containers("web")}
+    wait until Swarm is done and runs them all; what it did."""
+    before = running_web_tasks(stack)
     since, began = time.time(), time.monotonic()
     stack.up(webReplicas=replicas, **settings)
     status = swarm_update(stack, since)
-    stack.wait_healthy("web", replicas)
-    kept = len(before & {c.id for c in stack.containers("web")})
+    while len(after := running_web_tasks(stack)) != replicas:
+        if time.monotonic() - began > SWARM_WAIT_SECONDS:
+            raise SystemExit(f"web: {len(after)} of {replicas} tasks running")
+        time.sleep(0.5)
     rolled = f", Swarm's update {status['State']}" if status else ", no rolling update"
     return (
         f"set web to {replicas} replicas and {settings} in {time.monotonic() - began:.1f} s: "
-        f"kept {kept} of the {len(before)} running tasks{rolled}"
+        f"kept {len(before & after)} of the {len(before)} running tasks{rolled}"
     )
 
 
-class DockerEvents:
-    """Docker's events for the stack's containers and its web and Celery services, collected
-    in the background between start() and stop()."""
+Engines = Callable[[], list[docker.DockerClient]]  # new clients of every node's engine
 
-    def __init__(self, client: docker.DockerClient, stack: str):
+
+@contextlib.contextmanager
+def deployed(bed: str, workdir: Path) -> Iterator[tuple[ProdStack, Engines]]:
+    """The prod stack deployed on test bed `bed`, and how to reach its nodes' engines (the
+    manager's first); removed afterwards (the three-node bed too)."""
+    if bed == "one-host":
+        with prod_stack(workdir, "bench-site") as stack:
+            yield stack, lambda: [stack.docker_client()]
+        return
+    with (
+        multinode.testbed() as nodes,
+        multinode.multinode_stack(nodes, workdir, "bench-mn", {}) as stack,
+    ):
+        yield stack, lambda: [multinode.engine(nodes, node) for node in multinode.NODES]
+
+
+class DockerEvents:
+    """Docker's events for the stack's containers on every engine and its web and Celery
+    services (the first engine's: the manager), collected in the background between start()
+    and stop()."""
+
+    def __init__(self, engines: list[docker.DockerClient], stack: str):
         self.services = {f"{stack}-web", f"{stack}-celery"}
         containers = {"type": "container", "label": f"{STACK_LABEL}={stack}"}
-        self._streams = [
-            client.events(decode=True, filters=containers),
-            client.events(decode=True, filters={"type": "service"}),
-        ]
+        self._streams = [engine.events(decode=True, filters=containers) for engine in engines]
+        self._streams.append(engines[0].events(decode=True, filters={"type": "service"}))
         self._threads = [threading.Thread(target=self._read, args=(s,)) for s in self._streams]
         self.events: list[dict[str, Any]] = []
 
@@ -263,60 +300,9 @@ class DockerEvents:
         return self.events
 
 
-class ReplicaProbe:
-    """Asks every running web task container for /version/ from inside it (past nginx, so
-    each replica answers for itself) until `replicas` of them answer `version` and none answers
-    another; `all_new` is when that was seen (time.monotonic()). Starts asking once `ready()`
-    (the load's first new answer): its own execs load the machine too."""
-
-    def __init__(self, stack: ProdStack, version: str, replicas: int, ready: Callable[[], bool]):
-        self.stack, self.version, self.replicas, self.ready = stack, version, replicas, ready
-        # The site's host and scheme as nginx passes them (production settings check both).
-        self.headers = {
-            "Host": stack.config.get("domain", "localhost"),
-            "X-Forwarded-Proto": "https",
-        }
-        self.all_new: float | None = None
-        self.rounds: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _ask(self, container: docker.models.containers.Container) -> str | None:
-        try:
-            status, body = http_get_in(
-                container, f"http://127.0.0.1:{WEB_PORT}/version/", self.headers
-            )
-            return json.loads(body)["version"] if status == 200 else None
-        except (docker.errors.APIError, ValueError, KeyError):
-            return None  # gone, stopping, or not answering yet
-
-    def _run(self) -> None:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            while not self._stop.is_set():
-                if not self.ready():
-                    self._stop.wait(0.2)
-                    continue
-                began = time.monotonic()
-                answers = [a for a in pool.map(self._ask, self.stack.containers("web")) if a]
-                self.rounds.append(time.monotonic() - began)
-                if len(answers) >= self.replicas and set(answers) == {self.version}:
-                    self.all_new = time.monotonic()
-                    return
-                self._stop.wait(0.5)
-
-    def start(self) -> ReplicaProbe:
-        self._thread.start()
-        return self
-
-    def wait(self, seconds: float) -> float | None:
-        self._thread.join(seconds)
-        self._stop.set()
-        self._thread.join()
-        return self.all_new
-
-
 @dataclass
 class Release:
+    bed: str  # one-host or three-node
     profile: str  # a key of SETTINGS
     replicas: int
     old: str
@@ -364,6 +350,21 @@ def engine_steps(result: Result, began: float) -> list[tuple[float, str, str]]:
         lines.append((start - began, "engine", f"{what} [{ops_text}] starts"))
         lines.append((end - began, "engine", f"{what} done ({end - start:.1f} s)"))
     return lines
+
+
+def healthy_times(events: list[dict[str, Any]], new_ref: str, began: float) -> list[float]:
+    """When each web task of the release `new_ref` first turned healthy (Docker's events),
+    in order."""
+    healthy: dict[str, float] = {}
+    for event in events:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        if (
+            event.get("Action") == "health_status: healthy"
+            and attributes.get(ROLE_LABEL) == "web"
+            and attributes.get("image", "").startswith(new_ref)
+        ):
+            healthy.setdefault(event["Actor"]["ID"], event["timeNano"] / 1e9 - began)
+    return sorted(healthy.values())
 
 
 def task_slot(attributes: dict[str, str]) -> str:
@@ -417,16 +418,21 @@ def task_lines(stack: ProdStack, new_ref: str, began: float) -> list[tuple[float
     return lines
 
 
-def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: int) -> Release:
+def release(
+    stack: ProdStack,
+    engines: Engines,
+    bed: str,
+    profile: str,
+    new: str,
+    replicas: int,
+    workers: int,
+) -> Release:
     """Deploy imageTag `new` under continuous HTTPS load through nginx; the figures and the
     timeline of that release."""
     old = stack.version()
-    # A client of its own: two event streams hold their connections until stop().
-    events = DockerEvents(stack.docker_client(), stack.name).start()
+    # Clients of their own: the event streams hold their connections until stop().
+    events = DockerEvents(engines(), stack.name).start()
     load = stack.load(workers, LOAD_MAX_SECONDS)
-    probe = ReplicaProbe(
-        stack, new, replicas, lambda: new in versions_of(list(load.result.first_seen)).values()
-    ).start()
     # What a team's one-line fix is: a changed line of Python (the image rebuilds from its
     # cached dependency layers, collectstatic included), released under a new imageTag.
     views = stack.app_dir / CHANGED_SOURCE
@@ -435,7 +441,6 @@ def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: in
     result = stack.up(imageTag=new)
     up_seconds = time.monotonic() - began
     up_wall = time.time()
-    all_new = probe.wait(ALL_NEW_GRACE_SECONDS)
     # The load runs on until Swarm has ended the rolling update: the whole release.
     status = swarm_update(stack, began_wall) or {}
     done = load.stop()
@@ -455,6 +460,9 @@ def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: in
     timeline += docker_lines(docker_events, events.services, new_ref, began_wall)
     timeline += task_lines(stack, new_ref, began_wall)
     timeline.append((0.0, "engine", f"`up` imageTag={new} starts ({replicas} web replicas)"))
+    registered = [t.at for t in result.timeline if t.type_token == STACK_TYPE]
+    if registered:  # config set, engine and providers started, the program running
+        timeline.append((min(registered) - began_wall, "engine", "program registers the stack"))
     timeline.append((up_wall - began_wall, "engine", "`up` returns"))
     if first:
         timeline.append((min(first), "load", f"first answer of {new} through nginx"))
@@ -462,19 +470,22 @@ def release(stack: ProdStack, profile: str, new: str, replicas: int, workers: in
         timeline.append((max(last_old), "load", f"last answer of {old} through nginx"))
     if swarm_done is not None:
         timeline.append((swarm_done, "swarm", f"web rolling update {status.get('State')}"))
-    if all_new is not None:
-        resolution = max(probe.rounds, default=0.0)
-        timeline.append(
-            (all_new - began, "probe", f"every web replica answers {new} (+/- {resolution:.1f} s)")
-        )
+    # Every replica is new once the last new task is healthy and nginx has sent its last
+    # request to an old one.
+    new_healthy = healthy_times(docker_events, new_ref, began_wall)
+    all_new = None
+    if len(new_healthy) >= replicas:
+        all_new = max(new_healthy[replicas - 1], *last_old)
+        timeline.append((all_new, "load", f"every web replica on {new}"))
     return Release(
+        bed=bed,
         profile=profile,
         replicas=replicas,
         old=old,
         new=new,
         up_seconds=up_seconds,
         first_new=min(first) if first else None,
-        all_new=all_new - began if all_new is not None else None,
+        all_new=all_new,
         swarm_done=swarm_done,
         swarm_state=status.get("State", "none seen"),
         settings=rollout_settings(stack),
@@ -507,36 +518,61 @@ def main() -> None:
         "--settings",
         nargs="+",
         choices=sorted(SETTINGS),
-        default=["before", "now"],
+        default=["before", "now", "delay1s"],
         help="release settings compared (SETTINGS), each with every --replicas",
+    )
+    parser.add_argument(
+        "--beds",
+        nargs="+",
+        choices=BEDS,
+        default=list(BEDS),
+        help="test beds of the releases (the wrk figures: one-host only)",
     )
     args = parser.parse_args()
 
-    naive = bench_naive(args.seconds, args.connections)
-    naive_load = load_average()
     notes: list[str] = []
     releases: list[Release] = []
     built: list[str] = []  # the releases' image tags
+    throughput = "one-host" in args.beds
+    if throughput:
+        naive = bench_naive(args.seconds, args.connections)
+        naive_load = load_average()
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-site-") as tmp,
-            prod_stack(Path(tmp), "bench-site") as stack,
-        ):
-            prod = bench_prod(stack, args.seconds, args.connections)
-            prod_load = load_average()
-            runs = [(p, r) for p in args.settings for r in args.replicas]
-            for number, (profile, replicas) in enumerate(runs, start=1):
-                print(f"[site] settings {profile}, {replicas} web replicas", flush=True)
-                notes.append(configure(stack, replicas, SETTINGS[profile]))
-                new = f"1.0.{number}-bench.{RUN}"
-                print(f"[site] release {new} under load", flush=True)
-                releases.append(release(stack, profile, new, replicas, args.load_workers))
-                # Both tags carry this run's imageTag: nobody else's.
-                built += [stack.outputs["imageRef"], stack.outputs["imageTag"]]
+        for bed in args.beds:
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-site-") as tmp,
+                deployed(bed, Path(tmp)) as (stack, engines),
+            ):
+                if bed == "one-host":
+                    prod = bench_prod(stack, args.seconds, args.connections)
+                    prod_load = load_average()
+                runs = [(p, r) for p in args.settings for r in args.replicas]
+                for number, (profile, replicas) in enumerate(runs, start=1):
+                    print(f"[site] {bed}: settings {profile}, {replicas} web replicas", flush=True)
+                    notes.append(f"{bed}: {configure(stack, replicas, SETTINGS[profile])}")
+                    new = f"1.0.{number}-bench.{RUN}"
+                    print(f"[site] release {new} under load", flush=True)
+                    releases.append(
+                        release(stack, engines, bed, profile, new, replicas, args.load_workers)
+                    )
+                    # Both tags carry this run's imageTag: nobody else's.
+                    built += [stack.outputs["imageRef"], stack.outputs["imageTag"]]
     finally:
         for image in built:
             subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
 
+    if throughput:
+        print_throughput(args, naive, naive_load, prod, prod_load)
+    print_releases(args, releases, notes)
+
+
+def print_throughput(
+    args: argparse.Namespace,
+    naive: dict[str, dict[str, float]],
+    naive_load: str,
+    prod: dict[str, dict[str, float]],
+    prod_load: str,
+) -> None:
     print(
         f"\nwrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s, loopback, same machine "
         f"(load average after the naive runs {naive_load}, after the stack's {prod_load})"
@@ -551,18 +587,20 @@ def main() -> None:
     for label, r in rows:
         print(f"{label:44} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7d}")
 
+
+def print_releases(args: argparse.Namespace, releases: list[Release], notes: list[str]) -> None:
     print(
         f"\nReleases under continuous HTTPS load ({args.load_workers} threads through nginx), "
         "seconds from the start of `up`:"
     )
     print(
-        f"{'settings':>8} {'web replicas':>12} {'first new':>10} {'all new':>8} "
+        f"{'bed':>10} {'settings':>8} {'web replicas':>12} {'first new':>10} {'all new':>8} "
         f"{'failed':>7} {'requests':>9} "
         f"{'up done':>8} {'swarm done':>11} {'p99 ms':>7}  release"
     )
     for r in releases:
         print(
-            f"{r.profile:>8} {r.replicas:12d} {seconds_text(r.first_new):>10} "
+            f"{r.bed:>10} {r.profile:>8} {r.replicas:12d} {seconds_text(r.first_new):>10} "
             f"{seconds_text(r.all_new):>8} "
             f"{sum(r.failures.values()):7d} {r.requests:9d} {r.up_seconds:8.1f} "
             f"{seconds_text(r.swarm_done):>11} {r.p99_ms:7.1f}  {r.old} -> {r.new}"
@@ -570,15 +608,15 @@ def main() -> None:
         if r.failures:
             print(f"{'':12} failures: {dict(r.failures)}")
     print(
-        "first new: first answer of the new release through nginx; all new: every web replica "
-        "answers it; up done: `up` returned; swarm done: Swarm ended the rolling update "
-        "(after its monitor window)"
+        "first new: first answer of the new release through nginx; all new: every new web task "
+        "healthy and the last answer of an old one through nginx; up done: `up` returned; "
+        "swarm done: Swarm ended the rolling update (after its monitor window)"
     )
     for note in notes:
         print(note)
     for r in releases:
         print(
-            f"\nTimeline of the release {r.old} -> {r.new} ({r.profile}, "
+            f"\nTimeline of the release {r.old} -> {r.new} ({r.bed}, {r.profile}, "
             f"{r.replicas} web replicas; "
             f"web update_config: {r.settings}; Swarm's update: {r.swarm_state}):"
         )

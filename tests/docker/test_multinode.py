@@ -1,14 +1,14 @@
 """Prod on a multi-node Swarm: adding hosts is joining nodes, nothing more.
 
-The test bed (scripts/multinode.sh) runs three Docker engines in network namespaces of their
-own, joined into one Swarm (manager n1, workers n2 and n3), and a registry every node reaches
-at 127.0.0.1:5123. The prod stack is deployed by the Pulumi engine as a user deploys to a remote
-manager: the Docker provider talks to the manager (config `docker:host`), while the image is
-built by this machine's engine (docker-build runs the local `docker buildx`), pushed (config
-`registry`) and run by digest on every node; Postgres, Redis and nginx are containers on the
-manager. nginx publishes on the manager's bridge address; a loopback forwarder stands in for the
-load balancer or DNS name in front of the edge node. The host engine and its single-node Swarm
-are never touched.
+The test bed (scripts/multinode.sh, tests/support/multinode.py) runs three Docker engines in
+network namespaces of their own, joined into one Swarm (manager n1, workers n2 and n3), and a
+registry every node reaches at 127.0.0.1:5123. The prod stack is deployed by the Pulumi engine
+as a user deploys to a remote manager: the Docker provider talks to the manager (config
+`docker:host`), while the image is built by this machine's engine (docker-build runs the local
+`docker buildx`), pushed (config `registry`) and run by digest on every node; Postgres, Redis
+and nginx are containers on the manager. nginx publishes on the manager's bridge address; a
+loopback forwarder stands in for the load balancer or DNS name in front of the edge node. The
+host engine and its single-node Swarm are never touched.
 
 Tests in file order on one stack, under continuous HTTPS load where a user would notice:
 replicas land on several nodes; a drain moves tasks with no failed request; a release rolls
@@ -23,28 +23,19 @@ import datetime
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
-import docker
 import pytest
 
 from components.hardening import ROLE_LABEL, STACK_LABEL
-from tests.docker.stack_config import free_port
-from tests.support import figures
+from tests.support import figures, multinode
 from tests.support.engine import leftovers
 from tests.support.load import LoadResult
-from tests.support.prodstack import ProdStack, prod_stack
+from tests.support.multinode import MAX_WEB_PER_NODE, RUN_DIR, WORKERS
+from tests.support.prodstack import ProdStack
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "multinode.sh"
-RUN_DIR = Path("/run/dsmn")  # scripts/multinode.sh: sockets and pid files of the nodes
-WORKERS = ("n2", "n3")
-APP_LABEL = "djangostack.app=true"  # every node carries it (scripts/multinode.sh)
-MAX_WEB_PER_NODE = 2
 LOAD_WORKERS = 3
 LOAD_MAX_SECONDS = 600
 SETTLE_TIMEOUT_SECONDS = 240
@@ -53,64 +44,21 @@ TEARDOWN_SECONDS = 120
 pytestmark = pytest.mark.slow
 
 
-def _script(action: str) -> str:
-    done = subprocess.run(
-        ["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=600, check=False
-    )
-    assert done.returncode == 0, f"multinode.sh {action} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def testbed() -> Iterator[dict[str, str]]:
     """The three-engine Swarm, up for this module and gone afterwards (even on failure)."""
-    try:
-        _script("up")
-        yield dict(line.split("=", 1) for line in _script("env").split())
-    finally:
-        _script("down")
+    with multinode.testbed() as bed:
+        yield bed
 
 
 @pytest.fixture(scope="module")
 def stack(testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProdStack]:
-    https_port = free_port()
-    overrides = {
-        # The Docker provider's own host: every container, service, network, volume and secret
-        # on the manager. Not DOCKER_HOST: docker-build's `docker buildx` runs on this machine's
-        # engine (its BuildKit cache and base image), and the nodes pull the pushed digest.
-        "docker:host": testbed["MULTINODE_MANAGER_HOST"],
-        "registry": testbed["MULTINODE_REGISTRY"],
-        # nginx publishes on the edge (manager) node's own address, not the manager's loopback.
-        "publicBindAddress": testbed["MULTINODE_IP_N1"],
-        "httpsPort": https_port,
-        "appNodeLabel": APP_LABEL,
-        "webMaxReplicasPerNode": MAX_WEB_PER_NODE,
-        "webReplicas": 2,
-        "monitoring": False,
-    }
-    # The stack's URL (https://localhost:<httpsPort>, the certificate's name) reaches nginx on
-    # the manager through this forwarder, as a load balancer in front of the edge node would.
-    front = subprocess.Popen(
-        [
-            "socat",
-            f"TCP-LISTEN:{https_port},bind=127.0.0.1,reuseaddr,fork",
-            f"TCP:{testbed['MULTINODE_IP_N1']}:{https_port}",
-        ]
-    )
+    """The prod stack on the test bed, 2 web replicas; afterwards no node holds any of it."""
     name = ""
-    try:
-        with prod_stack(tmp_path_factory.mktemp("multinode"), "mn", overrides=overrides) as site:
-            name = site.name
-            yield site
-    finally:
-        front.terminate()
-        front.wait(timeout=10)
-        # The build engine keeps the pushed tags; untag them (the image ids may be shared).
-        host = docker.from_env()
-        pushed = f"{testbed['MULTINODE_REGISTRY']}/"
-        for image in host.images.list():
-            for tag in (t for t in image.tags if t.startswith(pushed)):
-                host.images.remove(tag)
+    workdir = tmp_path_factory.mktemp("multinode")
+    with multinode.multinode_stack(testbed, workdir, "mn", {"webReplicas": 2}) as site:
+        name = site.name
+        yield site
     # `destroy` left nothing on any node; task containers on the workers go asynchronously.
     deadline = time.monotonic() + TEARDOWN_SECONDS
     while (left := _leftovers(testbed, name)) and time.monotonic() < deadline:
@@ -118,17 +66,13 @@ def stack(testbed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
     assert left == {}, left
 
 
-def _engine(testbed: dict[str, str], node: str) -> docker.DockerClient:
-    return docker.DockerClient(base_url=testbed[f"MULTINODE_HOST_{node.upper()}"], timeout=300)
-
-
 def _leftovers(testbed: dict[str, str], name: str) -> dict[str, list[str]]:
     """Node -> what of stack `name` is still there (a worker has only containers and volumes
     of its own: services, networks and secrets are the manager's)."""
-    found = {"n1": leftovers(name, _engine(testbed, "n1"))}
+    found = {"n1": leftovers(name, multinode.engine(testbed, "n1"))}
     selector = {"label": f"{STACK_LABEL}={name}"}
     for worker in WORKERS:
-        engine = _engine(testbed, worker)
+        engine = multinode.engine(testbed, worker)
         found[worker] = [c.name for c in engine.containers.list(all=True, filters=selector)]
         found[worker] += [v.name for v in engine.volumes.list(filters=selector)]
     return {node: left for node, left in found.items() if left}
@@ -338,7 +282,7 @@ def test_host_loss_reschedules_its_tasks_and_the_site_keeps_answering(
         assert len(result.failures) <= result.requests / 100, result.summary()
         assert {stack.get("/version/").status_code for _ in range(20)} == {200}
     finally:
-        _script("up")  # the host comes back and rejoins (a no-op for everything else)
+        multinode.script("up")  # the host comes back and rejoins (a no-op for everything else)
 
 
 def test_workers_hold_no_data(
@@ -354,7 +298,7 @@ def test_workers_hold_no_data(
     selector = {"label": f"{STACK_LABEL}={stack.name}"}
     held: dict[str, object] = {}
     for worker in WORKERS:
-        engine = _engine(testbed, worker)
+        engine = multinode.engine(testbed, worker)
         roles = Counter(
             c.labels.get(ROLE_LABEL) for c in engine.containers.list(all=True, filters=selector)
         )
