@@ -63,6 +63,7 @@ from components.hardening import ROLE_LABEL, STACK_LABEL  # noqa: E402
 from components.renderers import STEP_LABEL  # noqa: E402
 from tests.docker.stack_config import free_port  # noqa: E402
 from tests.support import multinode  # noqa: E402
+from tests.support.checks import wait_for  # noqa: E402
 from tests.support.engine import Result  # noqa: E402
 from tests.support.prodstack import ProdStack, prod_stack  # noqa: E402
 
@@ -233,9 +234,7 @@ SETTINGS = {
 
 
 def running_web_tasks(stack: ProdStack) -> set[str]:
-    """Ids of the web tasks Swarm runs (a task with a health check runs once healthy)."""
-    tasks = stack.service("web").tasks(filters={"desired-state": "running"})
-    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+    return {t["ID"] for t in stack.running_tasks("web")}
 
 
 def configure(stack: ProdStack, replicas: int, settings: dict[str, Any]) -> str:
@@ -245,10 +244,13 @@ def configure(stack: ProdStack, replicas: int, settings: dict[str, Any]) -> str:
     since, began = time.time(), time.monotonic()
     stack.up(webReplicas=replicas, **settings)
     status = swarm_update(stack, since)
-    while len(after := running_web_tasks(stack)) != replicas:
-        if time.monotonic() - began > SWARM_WAIT_SECONDS:
-            raise SystemExit(f"web: {len(after)} of {replicas} tasks running")
-        time.sleep(0.5)
+
+    def all_running() -> set[str] | None:
+        tasks = running_web_tasks(stack)
+        return tasks if len(tasks) == replicas else None
+
+    remaining = began + SWARM_WAIT_SECONDS - time.monotonic()  # the bound counts from `up`
+    after = wait_for(f"{replicas} web tasks running", all_running, remaining, every=0.5)
     rolled = f", Swarm's update {status['State']}" if status else ", no rolling update"
     return (
         f"set web to {replicas} replicas and {settings} in {time.monotonic() - began:.1f} s: "

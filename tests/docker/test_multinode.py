@@ -84,17 +84,10 @@ def _nodes(stack: ProdStack) -> dict[str, str]:
     return {n.id: n.attrs["Spec"]["Labels"]["djangostack.node"] for n in stack.client.nodes.list()}
 
 
-def _running_tasks(stack: ProdStack, role: str) -> list[dict]:
-    """Tasks of the service that Swarm wants running and reports running (i.e. healthy: a task
-    with a health check stays `starting` until it passes)."""
-    tasks = stack.service(role).tasks(filters={"desired-state": "running"})
-    return [t for t in tasks if t["Status"]["State"] == "running"]
-
-
 def _placement(stack: ProdStack, role: str) -> Counter[str]:
     """Running tasks of `role` per test bed node name."""
     names = _nodes(stack)
-    return Counter(names[t["NodeID"]] for t in _running_tasks(stack, role))
+    return Counter(names[t["NodeID"]] for t in stack.running_tasks(role))
 
 
 def _settle(stack: ProdStack, role: str, count: int, avoid: str | None = None) -> Counter[str]:
@@ -160,7 +153,7 @@ def test_web_replicas_run_on_several_nodes_from_the_pushed_digest(
     image_ref = stack.outputs["imageRef"]
     assert image_ref.startswith(f"{stack.config['registry']}/") and "@sha256:" in image_ref
     for role in ("web", "celery"):
-        for task in _running_tasks(stack, role):
+        for task in stack.running_tasks(role):
             assert task["Spec"]["ContainerSpec"]["Image"] == image_ref
             assert task["Spec"]["Placement"]["Constraints"] == ["node.labels.djangostack.app==true"]
     # Postgres, Redis and nginx are plain containers on the manager, with their volumes.
@@ -219,7 +212,7 @@ def test_release_rolls_across_nodes_under_load_without_a_failed_request(
     assert {json.loads(body)["version"] for body in result.bodies} == {"1.0.0", "1.1.0"}
     assert {stack.version() for _ in range(10)} == {"1.1.0"}
     assert len(placement) == 2, placement
-    for task in _running_tasks(stack, "web"):
+    for task in stack.running_tasks("web"):
         assert task["Spec"]["ContainerSpec"]["Image"] == stack.outputs["imageRef"]
 
 

@@ -94,6 +94,12 @@ class ProdStack(EngineStack):
     def service(self, role: str) -> docker.models.services.Service:
         return self.client.services.get(f"{self.name}-{role}")
 
+    def running_tasks(self, role: str) -> list[dict[str, Any]]:
+        """Tasks of the service that Swarm wants running and reports running (i.e. healthy: a
+        task with a health check stays `starting` until it passes), on any node."""
+        tasks = self.service(role).tasks(filters={"desired-state": "running"})
+        return [t for t in tasks if t["Status"]["State"] == "running"]
+
     def script(self, script: str, *args: str) -> str:
         """Run scripts/<script> (backup.sh, restore.sh) on this stack; its output (it must
         succeed)."""
