@@ -319,13 +319,15 @@ def test_nginx_answers_503_with_retry_after_while_web_is_unreachable(
     replicas = web.attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
     web.scale(0)  # every web task gone: nothing behind nginx
     try:
+        # Swarm stops the tasks a couple of seconds after the scale-down; until the last web
+        # container is gone nginx answers from a task still running or 503, never 502 or 504.
         seen: dict[int, int] = {}
         deadline = time.monotonic() + OUTAGE_POLL_SECONDS
-        while (raw := _raw(stack, "GET", "/version/")).status != 503:
+        while (raw := _raw(stack, "GET", "/version/")).status != 503 or stack.containers("web"):
             seen[raw.status] = seen.get(raw.status, 0) + 1
-            assert time.monotonic() < deadline, f"no 503 after scaling web to 0: {seen}"
+            assert time.monotonic() < deadline, f"web not gone after scaling to 0: {seen}"
             time.sleep(0.5)
-        assert set(seen) <= {200}, seen  # while tasks drained: never a 502 or 504
+        assert set(seen) <= {200, 503}, seen
         assert raw.values("Retry-After") == [str(RETRY_AFTER_SECONDS)]
         # nginx's own answer (its Referrer-Policy, not Django's), each header once.
         assert raw.values("Referrer-Policy") == ["strict-origin-when-cross-origin"]
