@@ -7,7 +7,6 @@ keeps the protected data until told otherwise."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import ssl
@@ -23,6 +22,7 @@ from tests.support.checks import (
     assert_destroy_keeps_data_then_removes_all,
     assert_hardened_and_healthy,
     assert_second_up_changes_nothing,
+    docker_time,
     http_get_in,
 )
 from tests.support.engine import new_stack
@@ -163,8 +163,7 @@ def test_migrations_finished_before_the_first_web_task_started(prod, client) -> 
     assert code == 0
     migrated = float(out.decode().strip())
     for task in web_tasks(prod, client):
-        started = datetime.datetime.fromisoformat(task.attrs["State"]["StartedAt"][:26] + "+00:00")
-        assert started.timestamp() > migrated
+        assert docker_time(task.attrs["State"]["StartedAt"]).timestamp() > migrated
 
 
 def test_postgres_and_redis_unreachable_from_host_and_nginx(prod, client) -> None:

@@ -30,7 +30,6 @@ import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,6 +43,7 @@ from test_image import wait_for
 from components import deps, project
 from components.hardening import ROLE_LABEL, STACK_LABEL
 from components.renderers import STEP_LABEL
+from tests.support.checks import docker_time
 from tests.support.engine import deployed
 from tests.support.prodstack import ProdStack, prod_stack
 
@@ -432,12 +432,6 @@ def test_single_settings_project_in_dev(tmp_path: Path, docker_client: docker.Do
 NEWSROOM_SECTIONS = ["Politics", "Business", "Culture", "Sport"]  # load_initial_data's rows
 # What the program adds to an image whose project lacks them (components/deps.py).
 ADDED = {"gunicorn": deps.GUNICORN, "psycopg": deps.POSTGRES_DRIVER, "redis": deps.REDIS_CLIENT}
-
-
-def docker_time(stamp: str) -> datetime:
-    """A Docker timestamp (RFC 3339 in UTC, nanoseconds) to the microsecond."""
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00")
 
 
 def step_container(stack: ProdStack, step: str) -> Container:

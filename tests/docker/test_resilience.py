@@ -8,7 +8,6 @@ the restart policy or to Swarm. Recovery times are printed (figures, not asserte
 
 from __future__ import annotations
 
-import datetime
 import io
 import subprocess
 import time
@@ -19,7 +18,7 @@ import docker
 import pytest
 
 from tests.support import figures
-from tests.support.checks import http_get_in
+from tests.support.checks import docker_time, http_get_in
 from tests.support.prodstack import ROOT, ProdStack, prod_stack
 
 CONTAINER = "docker:index/container:Container"
@@ -158,12 +157,6 @@ def _restore(stack: ProdStack, *args: str) -> str:
     return stack.script("restore.sh", *args)
 
 
-def _docker_time(text: str) -> datetime.datetime:
-    """A Docker timestamp (RFC 3339 with nanoseconds) to microseconds."""
-    whole, _, fraction = text.rstrip("Z").partition(".")
-    return datetime.datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00")
-
-
 def test_backup_taken_before_a_migration_restores_with_identical_row_counts(
     stack: ProdStack,
 ) -> None:
@@ -183,7 +176,7 @@ def test_backup_taken_before_a_migration_restores_with_identical_row_counts(
         for step in ("backup", "migrate")
     )
     assert backup["ExitCode"] == 0 and migration["ExitCode"] == 0
-    assert _docker_time(backup["FinishedAt"]) <= _docker_time(migration["StartedAt"])
+    assert docker_time(backup["FinishedAt"]) <= docker_time(migration["StartedAt"])
     backups = _restore(stack, "--list").split()
     new = set(backups) - set(backups_before)
     step_output = stack.client.containers.get(f"{stack.name}-backup").logs().decode()

@@ -3,6 +3,7 @@ hardening as `docker inspect` reports it, and what a second `up` and `destroy` m
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,12 @@ def wait_for(
             return value
         assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
         time.sleep(every)
+
+
+def docker_time(stamp: str) -> datetime.datetime:
+    """A Docker timestamp (RFC 3339 in UTC, nanoseconds) to the microsecond."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00")
 
 
 def exec_python(container: docker.models.containers.Container, code: str) -> tuple[int, str]:

@@ -55,6 +55,7 @@ def https_session(server_name: str | None = None) -> requests.Session:
 class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    failed_at: list[float] = field(default_factory=list)  # time.time() of each failure, in order
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: dict[str, int] = field(default_factory=dict)
     # time.monotonic() of the first and the last answer with each body (with track_body)
@@ -139,6 +140,7 @@ class LoadLoop:
                     )
                     if response.status_code >= 500:
                         self.result.failures.append(f"HTTP {response.status_code}")
+                        self.result.failed_at.append(time.time())
                     else:
                         self.result.latencies_ms.append(elapsed)
                         if self.track_body:
@@ -149,6 +151,7 @@ class LoadLoop:
             except requests.RequestException as exc:
                 with self._lock:
                     self.result.failures.append(type(exc).__name__)
+                    self.result.failed_at.append(time.time())
 
     def start(self) -> LoadLoop:
         self._began = time.monotonic()
