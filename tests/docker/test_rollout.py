@@ -59,6 +59,7 @@ bind = "127.0.0.1:8001"  # deliberately broken release: nothing answers on 8000
 # the default releaseDelay (5 s) of turning healthy: Swarm rolls back before it replaces the
 # next batch's old tasks (docs/operations.md, "Release speed").
 CRASH_AFTER_READY = 3
+CRASH_EXIT_CODE = 3
 CRASH_CUT_SECONDS = 2  # a cut answer reaches the client this soon after its server died
 CRASHES_SOON = f"""
 import os
@@ -66,7 +67,7 @@ import threading
 
 
 def when_ready(server):  # deliberately broken release: the server dies soon after it is ready
-    threading.Timer({CRASH_AFTER_READY}, os._exit, (3,)).start()
+    threading.Timer({CRASH_AFTER_READY}, os._exit, ({CRASH_EXIT_CODE},)).start()
 """
 
 
@@ -274,10 +275,13 @@ def test_web_that_crashes_soon_after_turning_healthy_is_rolled_back(
     result, _, failed = _rolled_back_release(
         stack, edit, capsys, "1.4.0", CRASHES_SOON, "crashes soon after turning healthy"
     )
-    # It did turn healthy before it died (not the never-healthy case), and exited.
-    assert all(_passed_a_probe(c) for c in failed)
     assert {c.attrs["State"]["Status"] for c in failed} == {"exited"}
-    _assert_failed_only_where_the_crash_cut(result, failed)
+    # A task of the release turned healthy, then crashed (not the never-healthy case). Others
+    # may not have: a replacement Swarm started that the rollback stopped, or one that crashed
+    # before its first probe on loaded cores.
+    crashed = [c for c in failed if c.attrs["State"]["ExitCode"] == CRASH_EXIT_CODE]
+    assert any(_passed_a_probe(c) for c in crashed), [c.attrs["State"] for c in failed]
+    _assert_failed_only_where_the_crash_cut(result, crashed)
 
 
 def _assert_failed_only_where_the_crash_cut(result: LoadResult, crashed: list[Container]) -> None:
