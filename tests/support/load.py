@@ -65,6 +65,11 @@ class LoadResult:
     answers: list[tuple[float, str]] = field(default_factory=list)
     seconds: float = 0.0
 
+    def fail(self, kind: str) -> None:
+        """A failed request of `kind` (HTTP 5xx or the exception's name), timed now."""
+        self.failures.append(kind)
+        self.failed_at.append(time.time())
+
     @property
     def errors(self) -> list[str]:
         """The requests that got no answer (connection refused or reset, timeout), by kind."""
@@ -139,8 +144,7 @@ class LoadLoop:
                         self.result.statuses.get(response.status_code, 0) + 1
                     )
                     if response.status_code >= 500:
-                        self.result.failures.append(f"HTTP {response.status_code}")
-                        self.result.failed_at.append(time.time())
+                        self.result.fail(f"HTTP {response.status_code}")
                     else:
                         self.result.latencies_ms.append(elapsed)
                         if self.track_body:
@@ -150,8 +154,7 @@ class LoadLoop:
                             self.result.last_seen[body] = time.monotonic()
             except requests.RequestException as exc:
                 with self._lock:
-                    self.result.failures.append(type(exc).__name__)
-                    self.result.failed_at.append(time.time())
+                    self.result.fail(type(exc).__name__)
 
     def start(self) -> LoadLoop:
         self._began = time.monotonic()
