@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import datetime
 import json
 import os
 import re
@@ -63,7 +62,7 @@ from components.hardening import ROLE_LABEL, STACK_LABEL  # noqa: E402
 from components.renderers import STEP_LABEL  # noqa: E402
 from tests.docker.stack_config import free_port  # noqa: E402
 from tests.support import multinode  # noqa: E402
-from tests.support.checks import wait_for  # noqa: E402
+from tests.support.checks import docker_time, wait_for  # noqa: E402
 from tests.support.engine import Result  # noqa: E402
 from tests.support.prodstack import ProdStack, prod_stack  # noqa: E402
 
@@ -167,13 +166,6 @@ def bench_prod(stack: ProdStack, seconds: int, connections: int) -> dict[str, di
     }
 
 
-def docker_time(text: str) -> float:
-    """A Docker API time (RFC 3339, UTC, nanoseconds) as a Unix time."""
-    head, _, fraction = text.rstrip("Z").partition(".")
-    moment = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.UTC)
-    return moment.timestamp() + float(f"0.{fraction or '0'}")
-
-
 def swarm_update(stack: ProdStack, since: float) -> dict[str, Any] | None:
     """The web service's UpdateStatus once a rolling update that Swarm started after `since`
     (Unix time) has ended (its `monitor` window passed: Swarm's own "release done"); None when
@@ -181,7 +173,7 @@ def swarm_update(stack: ProdStack, since: float) -> dict[str, Any] | None:
     waited = time.monotonic()
     while time.monotonic() - waited < SWARM_WAIT_SECONDS:
         status = stack.service("web").attrs.get("UpdateStatus") or {}
-        started = docker_time(status["StartedAt"]) if status.get("StartedAt") else 0.0
+        started = docker_time(status["StartedAt"]).timestamp() if status.get("StartedAt") else 0.0
         if started >= since and status.get("State") in SWARM_ENDED:
             return status
         if started < since and time.monotonic() - waited > SWARM_IDLE_SECONDS:
@@ -418,8 +410,8 @@ def task_lines(stack: ProdStack, new_ref: str, began: float) -> list[tuple[float
         image = task["Spec"]["ContainerSpec"]["Image"]
         release = "new" if image.startswith(new_ref) else "old"
         slot = f"web.{task.get('Slot', '?')}"
-        created = docker_time(task["CreatedAt"]) - began
-        state_at = docker_time(task["Status"]["Timestamp"]) - began
+        created = docker_time(task["CreatedAt"]).timestamp() - began
+        state_at = docker_time(task["Status"]["Timestamp"]).timestamp() - began
         if release == "new" and created >= 0:
             lines.append((created, "swarm", f"task {slot} (new) created"))
         if state_at >= 0:
@@ -455,7 +447,9 @@ def release(
     done = load.stop()
     docker_events = events.stop()
     swarm_done = (
-        docker_time(status["CompletedAt"]) - began_wall if "CompletedAt" in status else None
+        docker_time(status["CompletedAt"]).timestamp() - began_wall
+        if "CompletedAt" in status
+        else None
     )
 
     versions = versions_of(done.bodies)
