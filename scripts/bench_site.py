@@ -317,6 +317,7 @@ class Release:
     requests: int
     failures: collections.Counter
     p99_ms: float
+    cpu: str  # the machine's CPU over `up`: busy and stolen (by the hypervisor) shares
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (s, source, what)
 
 
@@ -439,8 +440,10 @@ def release(
     views = stack.app_dir / CHANGED_SOURCE
     views.write_text(views.read_text() + f"# release {new}\n")
     began_wall, began = time.time(), time.monotonic()
+    cpu_before = cpu_times()
     result = stack.up(imageTag=new)
     up_seconds = time.monotonic() - began
+    cpu = cpu_share(cpu_before, cpu_times())
     up_wall = time.time()
     # The load runs on until Swarm has ended the rolling update: the whole release.
     status = swarm_update(stack, began_wall) or {}
@@ -495,8 +498,25 @@ def release(
         requests=done.requests,
         failures=collections.Counter(done.failures),
         p99_ms=done.percentile(99),
+        cpu=cpu,
         timeline=sorted(timeline),
     )
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU times since boot (jiffies): user nice system idle iowait irq softirq
+    steal, the first line of /proc/stat."""
+    with open("/proc/stat") as stat:
+        return [int(n) for n in stat.readline().split()[1:9]]
+
+
+def cpu_share(before: list[int], after: list[int]) -> str:
+    """How busy the machine's CPUs were between two cpu_times(), and how much of it the
+    hypervisor took (steal): a slow release on a machine that others share shows here."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent) or 1
+    idle = spent[3] + spent[4]
+    return f"{100 * (total - idle) / total:.0f}/{100 * spent[7] / total:.0f}"
 
 
 def load_average() -> str:
@@ -599,21 +619,22 @@ def print_releases(args: argparse.Namespace, releases: list[Release], notes: lis
     print(
         f"{'bed':>10} {'settings':>8} {'web replicas':>12} {'first new':>10} {'all new':>8} "
         f"{'failed':>7} {'requests':>9} "
-        f"{'up done':>8} {'swarm done':>11} {'p99 ms':>7}  release"
+        f"{'up done':>8} {'swarm done':>11} {'p99 ms':>7} {'cpu %':>6}  release"
     )
     for r in releases:
         print(
             f"{r.bed:>10} {r.profile:>8} {r.replicas:12d} {seconds_text(r.first_new):>10} "
             f"{seconds_text(r.all_new):>8} "
             f"{sum(r.failures.values()):7d} {r.requests:9d} {r.up_seconds:8.1f} "
-            f"{seconds_text(r.swarm_done):>11} {r.p99_ms:7.1f}  {r.old} -> {r.new}"
+            f"{seconds_text(r.swarm_done):>11} {r.p99_ms:7.1f} {r.cpu:>6}  {r.old} -> {r.new}"
         )
         if r.failures:
             print(f"{'':12} failures: {dict(r.failures)}")
     print(
         "first new: first answer of the new release through nginx; all new: every new web task "
         "healthy and the last answer of an old one through nginx; up done: `up` returned; "
-        "swarm done: Swarm ended the rolling update (after its monitor window)"
+        "swarm done: Swarm ended the rolling update (after its monitor window); cpu %: the "
+        "machine's CPUs busy / stolen by the hypervisor while `up` ran"
     )
     for note in notes:
         print(note)
