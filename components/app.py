@@ -38,6 +38,8 @@ HEALTH_PATH = "/_djangostack/health/"
 # exports each name listed in SECRET_ENV_VAR (config secretEnv) from its NAME_FILE, then execs
 # the rest. The image's CMD (web) starts with it too.
 ENTRYPOINT = "/opt/djangostack/entrypoint"
+# The product's HTTP health probe (docker/support/probe.py): a bare request from `python -I -S`.
+PROBE = "/opt/djangostack/probe.py"
 SECRET_ENV_VAR = "DJANGOSTACK_SECRET_ENV"  # noqa: S105 - a variable name, no secret
 # The pids limit of every app container: web, the processes, the project's one-shot steps and
 # one-off commands (automation/run.py).
@@ -46,18 +48,9 @@ PIDS = 256
 
 def http_probe(path: str, port: int = PORT) -> tuple[str, ...]:
     """A health probe command: `GET path` from Gunicorn on 127.0.0.1:`port`, healthy on an
-    answer from 200 to 399 (as Kubernetes' httpGet). A bare HTTP/1.0 request over a socket in
-    Python's isolated mode without the site module (-I -S): about a quarter of the start-up
-    cost of urllib's probe, which every task pays at every interval."""
-    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    source = (
-        "import socket, sys\n"
-        f"s = socket.create_connection(('127.0.0.1', {port}), timeout=4)\n"
-        f"s.sendall({request!r})\n"
-        "status = int(s.makefile('rb').readline().split()[1])\n"
-        "sys.exit(0 if 200 <= status < 400 else 1)\n"
-    )
-    return ("CMD", "python", "-I", "-S", "-c", source)
+    answer from 200 to 399: the product's probe (docker/support/probe.py), which the image's
+    own HEALTHCHECK runs too."""
+    return ("CMD", "python", "-I", "-S", PROBE, path, str(port))
 
 
 def web_health(path: str, interval: str) -> HealthCheck:

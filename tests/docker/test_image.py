@@ -20,7 +20,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 from docker.models.networks import Network
 
-from components.app import ENTRYPOINT
+from components.app import ENTRYPOINT, HEALTH_PATH, http_probe
 from tests.support import checks
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -186,9 +186,10 @@ def test_configured_user_is_fixed_non_root(runtime_image: Image) -> None:
     assert runtime_image.attrs["Config"]["User"] == f"{APP_UID}:{APP_UID}"
 
 
-def test_healthcheck_probes_health_endpoint(runtime_image: Image) -> None:
+def test_healthcheck_is_the_programs_probe_of_the_health_endpoint(runtime_image: Image) -> None:
+    """A plain `docker run` of the image is probed as the program probes its web tasks."""
     healthcheck = runtime_image.attrs["Config"]["Healthcheck"]
-    assert "/health/" in " ".join(healthcheck["Test"])
+    assert healthcheck["Test"] == list(http_probe(HEALTH_PATH))
 
 
 def test_labels_and_version_come_from_build_args(

@@ -1,5 +1,6 @@
-"""The web health probe (components/app.py http_probe), run as Docker runs it against a real
-HTTP server on loopback: healthy on 200-399, unhealthy on an error status or no listener."""
+"""The web health probe (docker/support/probe.py, the command components/app.py http_probe
+gives), run as Docker runs it against a real HTTP server on loopback: healthy on 200-399,
+unhealthy on an error status or no listener."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from components.app import http_probe
+from components.app import PROBE, http_probe
+
+PROBE_SOURCE = Path(__file__).resolve().parents[2] / "docker" / "support" / "probe.py"
 
 STATUSES = {"/ok/": 200, "/moved/": 302, "/broken/": 500, "/missing/": 404}
 
@@ -43,6 +47,8 @@ def port() -> Iterator[int]:
 def probe(path: str, port: int) -> int:
     kind, python, *args = http_probe(path, port)
     assert (kind, python) == ("CMD", "python")
+    # The image's /opt/djangostack is this repository's docker/support.
+    args = [str(PROBE_SOURCE) if arg == PROBE else arg for arg in args]
     return subprocess.run([sys.executable, *args], capture_output=True, timeout=30).returncode
 
 
